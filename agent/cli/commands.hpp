@@ -1,0 +1,32 @@
+#pragma once
+// lcactl's commands, each a function of its options and an output stream, so tests can run
+// them in-process against a real daemon and read what a user would see.
+#include <chrono>
+#include <filesystem>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace lca::cli {
+
+struct Global {
+  std::filesystem::path socket = "/run/lca/lca.sock";
+  std::chrono::milliseconds request_timeout{std::chrono::seconds(30)};
+};
+
+// Each returns the exit code (0 ok, 1 error); errors go to `err` in oc's words.
+int Get(const Global& g, const std::vector<std::string>& args, const std::string& output,
+        bool no_headers, std::ostream& out, std::ostream& err);
+int Patch(const Global& g, const std::vector<std::string>& args, const std::string& type,
+          const std::string& patch, std::ostream& out, std::ostream& err);
+int Annotate(const Global& g, const std::vector<std::string>& args, bool overwrite,
+             std::ostream& out, std::ostream& err);
+int Wait(const Global& g, const std::vector<std::string>& args, const std::string& for_cond,
+         const std::string& timeout, std::ostream& out, std::ostream& err);
+int Status(const Global& g, const std::string& output, std::ostream& out, std::ostream& err);
+int Version(const Global& g, std::ostream& out, std::ostream& err);
+
+// The bash completion script (`lcactl completion bash`).
+std::string BashCompletion();
+
+}  // namespace lca::cli

@@ -1,0 +1,17 @@
+#include "agent/controller/handlers/idle_handlers.hpp"
+
+namespace lca {
+
+Outcome AbortHandler::Run(StageContext& ctx) {
+  const std::string errors = cleanup_->RunAll(ctx, "abort");
+  return errors.empty() ? Outcome::Completed() : Outcome::Failed(errors);
+}
+
+// The Go operator runs a cluster health check before finalizing; on a node-local agent the
+// health that matters (the new release booted and confirmed) is what UpgradeCompleted records.
+Outcome FinalizeHandler::Run(StageContext& ctx) {
+  const std::string errors = cleanup_->RunAll(ctx, "finalize");
+  return errors.empty() ? Outcome::Completed() : Outcome::Failed(errors);
+}
+
+}  // namespace lca

@@ -1,0 +1,56 @@
+#include "agent/daemon/config.hpp"
+
+#include "common/atomic_file.hpp"
+#include "common/error.hpp"
+#include "common/json_yaml.hpp"
+
+namespace lca {
+
+mode_t ParseMode(const std::string& text, const std::string& what) {
+  std::string digits = text;
+  if (digits.rfind("0o", 0) == 0) digits = digits.substr(2);
+  if (digits.empty() || digits.size() > 4 ||
+      digits.find_first_not_of("01234567") != std::string::npos) {
+    throw Error(Errc::kInvalid, what + ": '" + text + "' is not an octal mode like 0600");
+  }
+  return static_cast<mode_t>(std::stoul(digits, nullptr, 8));
+}
+
+DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg) {
+  const std::string where = file.string();
+  const Json j = ParseYaml(ReadFile(file), where);
+  if (j.is_null()) return cfg;  // an empty file
+  if (!j.is_object()) throw Error(Errc::kInvalid, where + ": must be a YAML mapping");
+  for (const auto& [key, v] : j.items()) {
+    auto str = [&]() -> std::string {
+      if (v.is_string()) return v.get<std::string>();
+      if (v.is_number_integer()) return std::to_string(v.get<long long>());
+      throw Error(Errc::kInvalid, where + ": " + key + ": must be a string");
+    };
+    if (key == "sysroot") {
+      cfg.sysroot = str();
+    } else if (key == "stateDir") {
+      cfg.state_dir = str();
+    } else if (key == "socket") {
+      cfg.socket = str();
+    } else if (key == "socketMode") {
+      cfg.socket_mode = ParseMode(str(), where + ": socketMode");
+    } else if (key == "procCmdline") {
+      cfg.proc_cmdline = str();
+    } else if (key == "configDir") {
+      cfg.config_dir = str();
+    } else if (key == "containersRoot") {
+      cfg.containers_root = str();
+    } else if (key == "logLevel") {
+      cfg.log_level = str();
+    } else {
+      throw Error(Errc::kInvalid,
+                  where + ": unknown key '" + key +
+                      "' (known: sysroot, stateDir, socket, socketMode, procCmdline, configDir, "
+                      "containersRoot, logLevel)");
+    }
+  }
+  return cfg;
+}
+
+}  // namespace lca

@@ -1,0 +1,32 @@
+#pragma once
+// lifecycle-agent's configuration: a YAML file (default /etc/lca/lifecycle-agent.yaml, optional)
+// overridden by command-line flags. Every host path is configurable so tests and the demo run
+// against throwaway roots and never the machine's own.
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+
+namespace lca {
+
+struct DaemonConfig {
+  std::filesystem::path sysroot = "/";                   // the ostree sysroot
+  std::filesystem::path state_dir = "/var/lib/lca";      // ibu.json, journal, workspace
+  std::filesystem::path socket = "/run/lca/lca.sock";    // the local API
+  mode_t socket_mode = 0600;                             // root only; see docs
+  std::filesystem::path proc_cmdline = "/proc/cmdline";  // booted deployment source
+  std::filesystem::path config_dir = "/etc/lca";         // secrets/, configmaps/
+  std::filesystem::path containers_root = "/var/lib/containers/storage";
+  std::string log_level = "info";
+};
+
+inline constexpr const char* kDefaultConfigFile = "/etc/lca/lifecycle-agent.yaml";
+
+// Reads a config file over `base`. Unknown keys and bad values are lca::Error kInvalid naming
+// the file and key.
+DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig base);
+
+// "0600" / "600" / "0o600" -> 0600; throws kInvalid.
+mode_t ParseMode(const std::string& text, const std::string& what);
+
+}  // namespace lca

@@ -1,0 +1,182 @@
+#include "agent/daemon/daemon.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "agent/controller/handlers/idle_handlers.hpp"
+#include "agent/controller/reconciler.hpp"
+#include "agent/server/api_routes.hpp"
+#include "agent/server/unix_http_server.hpp"
+#include "agent/store/object_store.hpp"
+#include "agent/store/step_journal.hpp"
+#include "common/atomic_file.hpp"
+#include "common/error.hpp"
+#include "common/failpoint.hpp"
+#include "common/process.hpp"
+#include "stateroot/boot_cmdline.hpp"
+
+#ifndef LCA_VERSION
+#define LCA_VERSION "0.0.0"
+#endif
+
+namespace lca {
+namespace {
+
+// Holds an exclusive flock for the process lifetime: a second daemon on the same state dir
+// would interleave writes to ibu.json and run the same host steps twice.
+class InstanceLock {
+ public:
+  explicit InstanceLock(const std::filesystem::path& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) throw SystemError("opening lock file " + path.string(), errno);
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      char buf[32] = {0};
+      const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      ::close(fd_);
+      if (err == EWOULDBLOCK) {
+        throw Error(
+            Errc::kConflict,
+            "another lifecycle-agent" +
+                (n > 0 ? " (pid " + std::string(buf, strcspn(buf, "\n")) + ")" : std::string()) +
+                " is running on " + path.parent_path().string() + " (it holds " + path.string() +
+                ")");
+      }
+      throw SystemError("locking " + path.string(), err);
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) == 0) {
+      [[maybe_unused]] ssize_t w = ::pwrite(fd_, pid.data(), pid.size(), 0);
+    }
+  }
+  ~InstanceLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  InstanceLock(const InstanceLock&) = delete;
+  InstanceLock& operator=(const InstanceLock&) = delete;
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+};
+
+bool AfterPivot(const DaemonConfig& cfg, const api::ImageBasedUpgrade& ibu) {
+  if (ibu.spec.seed_image_ref.version.empty()) return false;
+  const auto cmdline = ReadFileIfExists(cfg.proc_cmdline);
+  if (!cmdline) {
+    throw Error(Errc::kNotFound,
+                "kernel command line " + cfg.proc_cmdline.string() + " is missing");
+  }
+  const auto booted = stateroot::ResolveBooted(cfg.sysroot, *cmdline);
+  if (!booted) return false;  // not booted from ostree: nothing can be after a pivot
+  return booted->stateroot == stateroot::StaterootNameForVersion(ibu.spec.seed_image_ref.version);
+}
+
+void Notify(const std::string& state) {
+  // sd_notify is a no-op (returns 0) without NOTIFY_SOCKET, so this is safe outside systemd.
+  const int r = sd_notify(0, state.c_str());
+  if (r < 0) spdlog::warn("sd_notify({}): {}", state, std::strerror(-r));
+}
+
+}  // namespace
+
+std::string NotifyStatusLine(const api::ImageBasedUpgrade& ibu) {
+  std::string line = "stage=" + std::string(api::StageName(ibu.spec.stage));
+  if (ibu.status && !ibu.status->conditions.empty()) {
+    const auto& last = ibu.status->conditions.back();
+    line += " state=" + last.reason + ": " + last.message;
+  }
+  // systemd shows one line; a multi-line failure message would be cut anyway.
+  std::replace(line.begin(), line.end(), '\n', ' ');
+  return line;
+}
+
+int RunDaemon(const DaemonConfig& cfg) {
+  // Block the stop signals in every thread; the main thread waits for them with sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not kill the daemon
+
+  ReloadFailpoints();
+  EnsureDir(cfg.state_dir, 0700);
+  InstanceLock lock(cfg.state_dir / "lifecycle-agent.lock");
+
+  spdlog::info("lifecycle-agent {} starting: sysroot={} state-dir={} socket={}", LCA_VERSION,
+               cfg.sysroot.string(), cfg.state_dir.string(), cfg.socket.string());
+  ObjectStore store(cfg.state_dir);
+  StepJournal journal(cfg.state_dir);
+  SystemProcessRunner runner;
+
+  uint64_t watchdog_usec = 0;
+  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+  Reconciler::Deps deps{store,
+                        journal,
+                        runner,
+                        AgentPaths{cfg.state_dir, cfg.sysroot, cfg.config_dir, cfg.containers_root},
+                        [&cfg](const api::ImageBasedUpgrade& ibu) { return AfterPivot(cfg, ibu); },
+                        nullptr};
+  if (watchdog) {
+    // Pinged from the control loop itself, so a wedged loop stops the pings and systemd
+    // restarts the daemon; half the interval leaves room for one late pass.
+    deps.heartbeat = [] { Notify("WATCHDOG=1"); };
+    deps.heartbeat_interval =
+        std::chrono::milliseconds(std::max<uint64_t>(watchdog_usec / 2000, 100));
+    spdlog::info("systemd watchdog every {}ms", watchdog_usec / 1000);
+  }
+  auto cleanup = std::make_shared<Cleanup>(DefaultCleanupSteps());
+  std::vector<std::unique_ptr<StageHandler>> handlers;
+  handlers.push_back(std::make_unique<AbortHandler>(cleanup));
+  handlers.push_back(std::make_unique<FinalizeHandler>(cleanup));
+  Reconciler reconciler(std::move(deps), std::move(handlers));
+  store.SetClientChangeHook([&reconciler] { reconciler.Trigger(); });
+
+  http::UnixHttpServer server(
+      http::ServerOptions{cfg.socket, cfg.socket_mode, 1 << 20, std::chrono::seconds(60)},
+      MakeApiHandler(store, ApiOptions{LCA_VERSION}), MakeRootAuthorizer());
+  server.Start();
+  reconciler.Start();
+
+  // systemd's Status= line follows the object.
+  std::atomic<bool> stop_status{false};
+  std::thread status_thread([&] {
+    std::string last_line;
+    uint64_t seen = 0;
+    while (!stop_status) {
+      const auto obj = store.Get();
+      seen = std::stoull(obj.metadata.resource_version);
+      const std::string line = NotifyStatusLine(obj);
+      if (line != last_line) {
+        Notify("STATUS=" + line);
+        last_line = line;
+      }
+      store.WaitForChange(seen, std::chrono::seconds(1));
+    }
+  });
+
+  Notify("READY=1");
+  spdlog::info("serving the ImageBasedUpgrade API on {}", cfg.socket.string());
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("received {}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  Notify("STOPPING=1");
+  store.Shutdown();   // wakes watch streams and the status thread
+  server.Stop();      // no new requests
+  reconciler.Stop();  // a running handler stops at its next safe point
+  stop_status = true;
+  status_thread.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace lca

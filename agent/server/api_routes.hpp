@@ -1,0 +1,37 @@
+#pragma once
+// The daemon's Kubernetes-shaped API on its Unix socket:
+//   GET   /apis/lca.openshift.io/v1/imagebasedupgrades[?watch=true&resourceVersion=N]
+//   GET   /apis/lca.openshift.io/v1/imagebasedupgrades/upgrade[?watch=true]
+//   PATCH /apis/lca.openshift.io/v1/imagebasedupgrades/upgrade   (application/merge-patch+json)
+//   POST  /apis/lca.openshift.io/v1/imagebasedupgrades           (AlreadyExists / not a singleton)
+//   GET   /healthz, /version
+// Errors are Kubernetes Status objects, so `lcactl` (and curl users) see what `oc` would show.
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "agent/server/unix_http_server.hpp"
+#include "common/json_yaml.hpp"
+
+namespace lca {
+
+class ObjectStore;
+
+inline constexpr const char* kApiCollectionPath = "/apis/lca.openshift.io/v1/imagebasedupgrades";
+
+struct ApiOptions {
+  std::string agent_version;
+  // Watch streams send a BOOKMARK this often so a vanished client is noticed.
+  std::chrono::milliseconds watch_heartbeat{std::chrono::seconds(10)};
+};
+
+// A Kubernetes Status failure body.
+Json StatusBody(int code, const std::string& reason, const std::string& message);
+
+http::Handler MakeApiHandler(ObjectStore& store, ApiOptions opts);
+
+// Root, and the daemon's own uid (so an unprivileged development run can be driven by the
+// same user); anyone else is refused.
+http::Authorizer MakeRootAuthorizer();
+
+}  // namespace lca

@@ -1,0 +1,72 @@
+#pragma once
+// The daemon owns the one ImageBasedUpgrade object. It lives in memory, guarded by one mutex,
+// and on disk as <state-dir>/ibu.json (0600): the same file, format and path the Go operator
+// uses to carry the object across a pivot, so the new stateroot boots with it in place.
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "agent/api/ibu.hpp"
+#include "common/json_yaml.hpp"
+
+namespace lca {
+
+class ObjectStore {
+ public:
+  static constexpr const char* kFileName = "ibu.json";
+
+  // Loads <state_dir>/ibu.json, or creates the default Idle object (generation 1) when there is
+  // none. Creates state_dir 0700. A file that does not parse is an error naming the file: the
+  // daemon must not silently replace an in-flight upgrade's record.
+  explicit ObjectStore(std::filesystem::path state_dir);
+
+  const std::filesystem::path& path() const { return path_; }
+
+  api::ImageBasedUpgrade Get() const;
+  uint64_t ResourceVersion() const;
+
+  struct PatchResult {
+    api::ImageBasedUpgrade object;
+    std::vector<std::string> warnings;
+    bool changed = false;
+  };
+  // An RFC 7386 merge patch from a client: spec and metadata (labels, annotations, and
+  // resourceVersion as a precondition) only. Admission rules apply; a rejected patch changes
+  // and persists nothing. Throws lca::Error kInvalid / kConflict / kForbidden.
+  PatchResult ApplyMergePatch(const Json& patch);
+
+  // The agent's own writes (status, its annotations). `mutate` edits a copy; nothing is
+  // written when it leaves the object equal. Returns the stored object.
+  api::ImageBasedUpgrade Update(const std::function<void(api::ImageBasedUpgrade&)>& mutate);
+
+  // Replaces the whole object (restoring a saved copy); resourceVersion continues upward.
+  api::ImageBasedUpgrade Replace(api::ImageBasedUpgrade obj);
+
+  // Blocks until the resourceVersion passes `since`, the timeout passes, or Shutdown().
+  // Returns the current resourceVersion.
+  uint64_t WaitForChange(uint64_t since, std::chrono::milliseconds timeout) const;
+
+  // Called (outside the lock) after a client patch changed the spec or annotations: the
+  // reconciler's wake-up. Set once before serving.
+  void SetClientChangeHook(std::function<void()> hook);
+
+  void Shutdown();
+  bool IsShutdown() const;
+
+ private:
+  api::ImageBasedUpgrade CommitLocked(api::ImageBasedUpgrade next);
+
+  std::filesystem::path path_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  api::ImageBasedUpgrade obj_;
+  uint64_t version_ = 0;
+  bool shutdown_ = false;
+  std::function<void()> client_change_hook_;
+};
+
+}  // namespace lca
