@@ -11,3 +11,4 @@ find_package(CURL REQUIRED)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 pkg_check_modules(OSTREE REQUIRED IMPORTED_TARGET ostree-1)
 pkg_check_modules(LIBARCHIVE REQUIRED IMPORTED_TARGET libarchive)
+find_package(OpenSSL REQUIRED)   # sha256 of seed blobs
