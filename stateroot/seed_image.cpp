@@ -8,13 +8,21 @@
 namespace lca::stateroot {
 namespace {
 
-ProcessSpec Skopeo(const RegistryAccess& access, std::vector<std::string> args) {
+// skopeo <global options> <subcommand> <subcommand options...> <refs...>
+ProcessSpec Skopeo(const RegistryAccess& access, const std::string& subcommand,
+                   std::vector<std::string> args) {
   ProcessSpec spec;
   spec.argv = {"skopeo"};
-  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-  if (access.registries_conf) {
-    spec.env["CONTAINERS_REGISTRIES_CONF"] = access.registries_conf->string();
+  if (access.policy && subcommand == "copy") {
+    spec.argv.push_back("--policy");
+    spec.argv.push_back(access.policy->string());
   }
+  spec.argv.push_back(subcommand);
+  if (access.registries_conf) {
+    spec.argv.push_back("--registries-conf");
+    spec.argv.push_back(access.registries_conf->string());
+  }
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   spec.timeout = access.timeout;
   return spec;
 }
@@ -37,7 +45,7 @@ int64_t SeedInspection::LayerBytes() const {
 
 SeedInspection InspectSeed(ProcessRunner& runner, const std::string& image,
                            const RegistryAccess& access) {
-  std::vector<std::string> args = {"inspect", "--retry-times", std::to_string(access.retries)};
+  std::vector<std::string> args = {"--retry-times", std::to_string(access.retries)};
   if (access.authfile) {
     args.push_back("--authfile");
     args.push_back(access.authfile->string());
@@ -45,22 +53,47 @@ SeedInspection InspectSeed(ProcessRunner& runner, const std::string& image,
     args.push_back("--no-creds");
   }
   args.push_back(SkopeoReference(image));
-  const auto result = RunChecked(runner, Skopeo(access, args));
+  const auto result = RunChecked(runner, Skopeo(access, "inspect", args));
   const Json j = ParseJson(result.stdout_data, "skopeo inspect output");
   SeedInspection out;
   out.digest = j.value("Digest", "");
   if (j.contains("Labels") && j["Labels"].is_object()) out.labels = j["Labels"];
   if (j.contains("LayersData") && j["LayersData"].is_array()) {
     for (const auto& l : j["LayersData"]) out.layer_sizes.push_back(l.value("Size", int64_t{0}));
+    return out;
   }
+  // skopeo < 1.10 (Debian 12 has 1.9) prints no LayersData: the sizes are in the manifest.
+  auto raw = [&](const std::string& ref) {
+    std::vector<std::string> raw_args = args;
+    raw_args.back() = ref;
+    raw_args.insert(raw_args.end() - 1, "--raw");
+    return ParseJson(RunChecked(runner, Skopeo(access, "inspect", raw_args)).stdout_data,
+                     "skopeo inspect --raw output");
+  };
+  Json manifest = raw(args.back());
+  if (manifest.contains("manifests")) {
+    // A manifest list: the image skopeo chose above is this machine's platform.
+    const std::string ref = args.back();
+    const std::string base = ref.substr(
+        0, ref.find_last_of(":@") > ref.find_last_of('/') ? ref.find_last_of(":@") : ref.size());
+    if (out.digest.empty() || ref.rfind("docker://", 0) != 0) {
+      throw Error(Errc::kInvalid, "cannot tell the size of " + image +
+                                      ": a manifest list without a platform digest");
+    }
+    manifest = raw(base + "@" + out.digest);
+  }
+  if (!manifest.contains("layers") || !manifest["layers"].is_array()) {
+    throw Error(Errc::kInvalid,
+                "cannot tell the size of " + image + ": its manifest lists no layers");
+  }
+  for (const auto& l : manifest["layers"]) out.layer_sizes.push_back(l.value("size", int64_t{0}));
   return out;
 }
 
 void FetchSeed(ProcessRunner& runner, const std::string& image, const RegistryAccess& access,
                const std::filesystem::path& layout, const std::string& tag) {
   EnsureDir(layout, 0700);
-  std::vector<std::string> args = {"copy", "--retry-times", std::to_string(access.retries),
-                                   "--quiet"};
+  std::vector<std::string> args = {"--retry-times", std::to_string(access.retries), "--quiet"};
   if (access.authfile) {
     args.push_back("--src-authfile");
     args.push_back(access.authfile->string());
@@ -69,7 +102,7 @@ void FetchSeed(ProcessRunner& runner, const std::string& image, const RegistryAc
   }
   args.push_back(SkopeoReference(image));
   args.push_back("oci:" + layout.string() + ":" + tag);
-  RunChecked(runner, Skopeo(access, args));
+  RunChecked(runner, Skopeo(access, "copy", args));
 }
 
 TransientAuthFile::TransientAuthFile(const std::filesystem::path& path,

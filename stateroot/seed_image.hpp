@@ -16,7 +16,10 @@ struct RegistryAccess {
   // A dockerconfigjson for the registry, or none (anonymous).
   std::optional<std::filesystem::path> authfile;
   // containers-registries.conf for mirrors and insecure (loopback) registries; none = system's.
+  // Passed as --registries-conf: skopeo 1.9 ignores CONTAINERS_REGISTRIES_CONF.
   std::optional<std::filesystem::path> registries_conf;
+  // Signature policy (containers-policy.json) for copies; none = the system's.
+  std::optional<std::filesystem::path> policy;
   int retries = 3;
   std::chrono::seconds timeout{std::chrono::minutes(10)};
 };

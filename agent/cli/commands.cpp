@@ -9,6 +9,7 @@
 #include "agent/status/render.hpp"
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
+#include "common/process.hpp"
 
 #ifndef LCA_VERSION
 #define LCA_VERSION "0.0.0"
@@ -364,6 +365,16 @@ int Version(const Global& g, std::ostream& out, std::ostream& err) {
   });
 }
 
+int SeedCreate(const stateroot::SeedCreateOptions& opts, std::ostream& out, std::ostream& err) {
+  return Guard(err, [&] {
+    SystemProcessRunner runner;
+    const auto r = WithContext("seed create", [&] { return stateroot::CreateSeed(runner, opts); });
+    out << "seed " << opts.version << " created: " << r.image << " (manifest " << r.manifest_digest
+        << ", layer " << r.layer_bytes << " bytes)\n";
+    return 0;
+  });
+}
+
 std::string BashCompletion() {
   return R"(# bash completion for lcactl                      -*- shell-script -*-
 _lcactl() {
@@ -372,7 +383,7 @@ _lcactl() {
     COMPREPLY=(); cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"
     words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
   }
-  local cmds="get patch annotate wait status version completion"
+  local cmds="get patch annotate wait status version seed completion"
   local i cmd=""
   for ((i = 1; i < cword; i++)); do
     case "${words[i]}" in
@@ -408,6 +419,7 @@ _lcactl() {
       fi ;;
     status) COMPREPLY=($(compgen -W "-o --output" -- "$cur")) ;;
     completion) COMPREPLY=($(compgen -W "bash" -- "$cur")) ;;
+    seed) COMPREPLY=($(compgen -W "create --sysroot --deployment --version --image --containers-list --karg --authfile --registries-conf --policy --release-registry --work-dir" -- "$cur")) ;;
   esac
 }
 complete -F _lcactl lcactl

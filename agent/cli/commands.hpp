@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "stateroot/seed_creator.hpp"
+
 namespace lca::cli {
 
 struct Global {
@@ -25,6 +27,9 @@ int Wait(const Global& g, const std::vector<std::string>& args, const std::strin
          const std::string& timeout, std::ostream& out, std::ostream& err);
 int Status(const Global& g, const std::string& output, std::ostream& out, std::ostream& err);
 int Version(const Global& g, std::ostream& out, std::ostream& err);
+
+// `lcactl seed create`: local, no daemon involved.
+int SeedCreate(const stateroot::SeedCreateOptions& opts, std::ostream& out, std::ostream& err);
 
 // The bash completion script (`lcactl completion bash`).
 std::string BashCompletion();

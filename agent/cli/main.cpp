@@ -1,9 +1,11 @@
 // lcactl: the client of lifecycle-agent, with oc/kubectl habits.
 #include <CLI/CLI.hpp>
+#include <fstream>
 #include <iostream>
 
 #include "agent/cli/commands.hpp"
 #include "common/error.hpp"
+#include "common/logging.hpp"
 #include "common/timeutil.hpp"
 
 int main(int argc, char** argv) {
@@ -48,6 +50,34 @@ int main(int argc, char** argv) {
   status->add_option("-o,--output", output, "json or yaml instead of the human view");
 
   auto* version = app.add_subcommand("version", "Client and server versions");
+  auto* seed = app.add_subcommand("seed", "Seed images");
+  seed->require_subcommand(1);
+  auto* seed_create = seed->add_subcommand(
+      "create", "Build a format-4 seed image from a deployment of an ostree sysroot");
+  lca::stateroot::SeedCreateOptions seed_opts;
+  std::string containers_list, authfile, registries_conf, policy;
+  seed_create->add_option("--sysroot", seed_opts.sysroot, "the seed host's ostree sysroot")
+      ->required();
+  seed_create->add_option("--deployment", seed_opts.deployment_index,
+                          "deployment index (default 0)");
+  seed_create->add_option("--version", seed_opts.version, "the release the seed carries")
+      ->required();
+  seed_create
+      ->add_option("--image", seed_opts.image,
+                   "where to put it: a registry reference, or oci:DIR[:TAG]")
+      ->required();
+  seed_create->add_option("--containers-list", containers_list,
+                          "file with the images the release needs, one per line");
+  seed_create->add_option("--karg", seed_opts.kernel_args,
+                          "kernel argument for the seed's MachineConfig (repeatable; used when "
+                          "the tree has no /etc/machine-config-daemon/currentconfig)");
+  seed_create->add_option("--release-registry", seed_opts.release_registry, "release registry");
+  seed_create->add_option("--authfile", authfile, "credentials for the push (dockerconfigjson)");
+  seed_create->add_option("--registries-conf", registries_conf,
+                          "containers-registries.conf for the push");
+  seed_create->add_option("--policy", policy, "containers-policy.json for the push");
+  seed_create->add_option("--work-dir", seed_opts.work_dir, "scratch space (default /var/tmp)");
+
   auto* completion = app.add_subcommand("completion", "Print a shell completion script (bash)");
   std::string shell;
   completion->add_option("shell", shell, "bash")->required()->check(CLI::IsMember({"bash"}));
@@ -67,6 +97,23 @@ int main(int argc, char** argv) {
   if (*wait) return lca::cli::Wait(g, res, for_cond, timeout, std::cout, std::cerr);
   if (*status) return lca::cli::Status(g, output, std::cout, std::cerr);
   if (*version) return lca::cli::Version(g, std::cout, std::cerr);
+  if (*seed_create) {
+    lca::SetupLogging("lcactl", "info", lca::LogTarget::kStderr);
+    if (!containers_list.empty()) {
+      std::ifstream in(containers_list);
+      if (!in) {
+        std::cerr << "error: --containers-list: cannot read " << containers_list << "\n";
+        return 1;
+      }
+      for (std::string line; std::getline(in, line);) {
+        if (!line.empty()) seed_opts.containers.push_back(line);
+      }
+    }
+    if (!authfile.empty()) seed_opts.authfile = authfile;
+    if (!registries_conf.empty()) seed_opts.registries_conf = registries_conf;
+    if (!policy.empty()) seed_opts.policy = policy;
+    return lca::cli::SeedCreate(seed_opts, std::cout, std::cerr);
+  }
   if (*completion) {
     std::cout << lca::cli::BashCompletion();
     return 0;

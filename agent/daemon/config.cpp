@@ -43,11 +43,20 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
       cfg.containers_root = str();
     } else if (key == "logLevel") {
       cfg.log_level = str();
+    } else if (key == "registriesConf") {
+      cfg.registries_conf = str();
+    } else if (key == "signaturePolicy") {
+      cfg.signature_policy = str();
+    } else if (key == "runningVersion") {
+      cfg.running_version = str();
+    } else if (key == "nodePullSecret") {
+      cfg.node_pull_secret = str();
     } else {
       throw Error(Errc::kInvalid,
                   where + ": unknown key '" + key +
                       "' (known: sysroot, stateDir, socket, socketMode, procCmdline, configDir, "
-                      "containersRoot, logLevel)");
+                      "containersRoot, logLevel, registriesConf, signaturePolicy, runningVersion, "
+                      "nodePullSecret)");
     }
   }
   return cfg;

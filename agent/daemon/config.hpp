@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 namespace lca {
@@ -18,6 +19,14 @@ struct DaemonConfig {
   std::filesystem::path config_dir = "/etc/lca";         // secrets/, configmaps/
   std::filesystem::path containers_root = "/var/lib/containers/storage";
   std::string log_level = "info";
+  // containers-registries.conf for seed and image pulls; empty = the system's.
+  std::filesystem::path registries_conf;
+  // containers-policy.json for seed copies; empty = the system's.
+  std::filesystem::path signature_policy;
+  // The running release; empty = the booted commit's "version" metadata.
+  std::string running_version;
+  // Used for the seed when spec.seedImageRef.pullSecretRef is absent.
+  std::filesystem::path node_pull_secret = "/var/lib/kubelet/config.json";
 };
 
 inline constexpr const char* kDefaultConfigFile = "/etc/lca/lifecycle-agent.yaml";

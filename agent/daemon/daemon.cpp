@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "agent/controller/handlers/idle_handlers.hpp"
+#include "agent/controller/handlers/prep_handler.hpp"
 #include "agent/controller/reconciler.hpp"
 #include "agent/server/api_routes.hpp"
 #include "agent/server/unix_http_server.hpp"
@@ -21,6 +22,7 @@
 #include "common/failpoint.hpp"
 #include "common/process.hpp"
 #include "stateroot/boot_cmdline.hpp"
+#include "stateroot/ostree_sysroot.hpp"
 
 #ifndef LCA_VERSION
 #define LCA_VERSION "0.0.0"
@@ -74,7 +76,7 @@ bool AfterPivot(const DaemonConfig& cfg, const api::ImageBasedUpgrade& ibu) {
     throw Error(Errc::kNotFound,
                 "kernel command line " + cfg.proc_cmdline.string() + " is missing");
   }
-  const auto booted = stateroot::ResolveBooted(cfg.sysroot, *cmdline);
+  const auto booted = stateroot::FindBooted(cfg.sysroot, *cmdline);
   if (!booted) return false;  // not booted from ostree: nothing can be after a pivot
   return booted->stateroot == stateroot::StaterootNameForVersion(ibu.spec.seed_image_ref.version);
 }
@@ -133,8 +135,20 @@ int RunDaemon(const DaemonConfig& cfg) {
         std::chrono::milliseconds(std::max<uint64_t>(watchdog_usec / 2000, 100));
     spdlog::info("systemd watchdog every {}ms", watchdog_usec / 1000);
   }
-  auto cleanup = std::make_shared<Cleanup>(DefaultCleanupSteps());
+  PrepOptions prep;
+  prep.proc_cmdline = cfg.proc_cmdline;
+  if (!cfg.running_version.empty()) prep.running_version = cfg.running_version;
+  if (!cfg.registries_conf.empty()) prep.registries_conf = cfg.registries_conf;
+  if (!cfg.signature_policy.empty()) prep.signature_policy = cfg.signature_policy;
+  prep.node_pull_secret = cfg.node_pull_secret;
+
+  // Cleanup order as the Go operator's: stateroots first, then the workspace and annotations.
+  std::vector<std::unique_ptr<CleanupStep>> steps;
+  steps.push_back(std::make_unique<StaterootCleanup>(cfg.proc_cmdline, prep.work_dir));
+  for (auto& step : DefaultCleanupSteps()) steps.push_back(std::move(step));
+  auto cleanup = std::make_shared<Cleanup>(std::move(steps));
   std::vector<std::unique_ptr<StageHandler>> handlers;
+  handlers.push_back(std::make_unique<PrepHandler>(prep));
   handlers.push_back(std::make_unique<AbortHandler>(cleanup));
   handlers.push_back(std::make_unique<FinalizeHandler>(cleanup));
   Reconciler reconciler(std::move(deps), std::move(handlers));

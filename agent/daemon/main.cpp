@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   std::string config_file = lca::kDefaultConfigFile;
   bool config_given = false;
   std::string sysroot, state_dir, socket, socket_mode, proc_cmdline, containers_root, config_dir,
-      log_level;
+      log_level, registries_conf, signature_policy, running_version, node_pull_secret;
   app.add_option_function<std::string>(
       "--config", [&](const std::string& v) { config_file = v, config_given = true; },
       std::string("configuration file (YAML; default ") + lca::kDefaultConfigFile +
@@ -32,6 +32,15 @@ int main(int argc, char** argv) {
   app.add_option("--containers-root", containers_root,
                  "containers-storage root for pre-caching (default /var/lib/containers/storage)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error (default info)");
+  app.add_option("--registries-conf", registries_conf,
+                 "containers-registries.conf for seed and image pulls (default: the system's)");
+  app.add_option("--signature-policy", signature_policy,
+                 "containers-policy.json for seed copies (default: the system's)");
+  app.add_option("--running-version", running_version,
+                 "the running release (default: the booted commit's version metadata)");
+  app.add_option(
+      "--node-pull-secret", node_pull_secret,
+      "pull secret used when the spec names none (default /var/lib/kubelet/config.json)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -47,6 +56,10 @@ int main(int argc, char** argv) {
     if (!config_dir.empty()) cfg.config_dir = config_dir;
     if (!containers_root.empty()) cfg.containers_root = containers_root;
     if (!log_level.empty()) cfg.log_level = log_level;
+    if (!registries_conf.empty()) cfg.registries_conf = registries_conf;
+    if (!running_version.empty()) cfg.running_version = running_version;
+    if (!signature_policy.empty()) cfg.signature_policy = signature_policy;
+    if (!node_pull_secret.empty()) cfg.node_pull_secret = node_pull_secret;
     lca::SetupLogging("lifecycle-agent", cfg.log_level);
     return lca::RunDaemon(cfg);
   } catch (const std::exception& e) {

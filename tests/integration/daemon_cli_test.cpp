@@ -370,7 +370,7 @@ TEST_F(DaemonCliTest, AnnotateAndWaitBehaveLikeOc) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
 }
 
-TEST_F(DaemonCliTest, PrepWithoutAHandlerFailsHonestlyAndAbortReturnsToIdle) {
+TEST_F(DaemonCliTest, PrepOnAHostNotBootedFromOstreeFailsClearlyAndAbortReturnsToIdle) {
   StartDaemon();
   Settled();
   auto r = Ctl(
@@ -381,7 +381,8 @@ TEST_F(DaemonCliTest, PrepWithoutAHandlerFailsHonestlyAndAbortReturnsToIdle) {
   ASSERT_EQ(r.code, 0) << r.err;
   Json o = Settled();
   EXPECT_EQ(o["status"]["conditions"].back()["message"],
-            "this lifecycle-agent build has no Prep handler");
+            "failed to validate IBU spec: the host is not booted from ostree (no ostree= in " +
+                (tmp_ / "cmdline").string() + ")");
   EXPECT_EQ(o["status"]["validNextStages"], Json::parse(R"(["Idle"])"));
   r = Ctl({"patch", "ibu", "upgrade", "--type=merge", "-p", R"({"spec":{"stage":"Idle"}})"});
   ASSERT_EQ(r.code, 0) << r.err;

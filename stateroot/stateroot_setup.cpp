@@ -1,0 +1,261 @@
+#include "stateroot/stateroot_setup.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+#include "common/atomic_file.hpp"
+#include "common/error.hpp"
+#include "stateroot/archive.hpp"
+#include "stateroot/oci_layout.hpp"
+#include "stateroot/seed_format.hpp"
+
+namespace lca::stateroot {
+namespace fs = std::filesystem;
+
+namespace {
+
+void RemoveAll(const fs::path& p) {
+  std::error_code ec;
+  fs::remove_all(p, ec);
+  if (ec) throw Error(Errc::kIo, "removing " + p.string() + ": " + ec.message());
+}
+
+// Moves the tree `src` over `dst` entry by entry (rename, so no data is copied: both are on
+// the sysroot's filesystem). A directory present on both sides is merged and takes the staged
+// one's mode and owner; anything else in the way is replaced.
+void MergeMove(const fs::path& src, const fs::path& dst) {
+  struct stat sst {};
+  if (::lstat(src.c_str(), &sst) != 0) throw SystemError("stat " + src.string(), errno);
+  struct stat dstat {};
+  const bool dst_exists = ::lstat(dst.c_str(), &dstat) == 0;
+  if (S_ISDIR(sst.st_mode) && dst_exists && S_ISDIR(dstat.st_mode)) {
+    for (const auto& e : fs::directory_iterator(src))
+      MergeMove(e.path(), dst / e.path().filename());
+    if (::lchown(dst.c_str(), sst.st_uid, sst.st_gid) != 0)
+      throw SystemError("chown " + dst.string(), errno);
+    if (::chmod(dst.c_str(), sst.st_mode & 07777) != 0)
+      throw SystemError("chmod " + dst.string(), errno);
+    return;
+  }
+  if (dst_exists && S_ISDIR(dstat.st_mode) != S_ISDIR(sst.st_mode)) RemoveAll(dst);
+  if (::rename(src.c_str(), dst.c_str()) != 0) {
+    throw SystemError("moving " + src.string() + " to " + dst.string(), errno);
+  }
+}
+
+std::string ReadSeedFile(const fs::path& dir, std::string_view name, bool required) {
+  auto data = ReadFileIfExists(dir / std::string(name));
+  if (!data && required) {
+    throw Error(Errc::kInvalid, "seed image is missing " + std::string(name));
+  }
+  return data.value_or("");
+}
+
+}  // namespace
+
+fs::path DefaultWorkDir(const fs::path& sysroot) { return sysroot / "ostree" / "lca-prep"; }
+
+uint64_t AvailableBytes(const fs::path& path) {
+  struct statvfs st {};
+  if (::statvfs(path.c_str(), &st) != 0) throw SystemError("statvfs " + path.string(), errno);
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+StaterootSetup::StaterootSetup(OstreeSysroot& sysroot, fs::path work, std::string stateroot)
+    : sysroot_(sysroot), work_(std::move(work)), stateroot_(std::move(stateroot)) {}
+
+fs::path StaterootSetup::stateroot_dir() const {
+  return sysroot_.path() / "ostree" / "deploy" / stateroot_;
+}
+
+void StaterootSetup::Guard(const std::optional<BootedDeployment>& booted) {
+  if (!sysroot_.StaterootExists(stateroot_)) return;
+  if (!fs::exists(stateroot_dir() / kOwnerMarker)) {
+    throw Error(Errc::kConflict,
+                "stateroot " + stateroot_ + " already exists in " + sysroot_.path().string() +
+                    " and was not made by lifecycle-agent: remove it by hand (undeploy its "
+                    "deployments, then delete ostree/deploy/" +
+                    stateroot_ + ") or use a seed of another version");
+  }
+  spdlog::info("removing stateroot {} left by an earlier Prep", stateroot_);
+  sysroot_.RemoveStateroot(stateroot_, booted);
+}
+
+void StaterootSetup::CheckSpace(const SpaceEstimate& need) const {
+  const uint64_t avail = AvailableBytes(sysroot_.path());
+  if (avail < need.needed()) {
+    throw Error(Errc::kInvalid, "not enough space on " + sysroot_.path().string() +
+                                    " for the new stateroot: need " + HumanBytes(need.needed()) +
+                                    " (seed layers " + HumanBytes(need.layer_bytes) +
+                                    " + unpacked estimate " + HumanBytes(need.unpacked_bytes) +
+                                    " + margin " + HumanBytes(need.margin_bytes) + "), available " +
+                                    HumanBytes(avail) +
+                                    ": free space there, then abort and retry Prep");
+  }
+}
+
+void StaterootSetup::Fetch(ProcessRunner& runner, const std::string& image,
+                           const RegistryAccess& access) {
+  RemoveAll(layout_dir());  // a partial copy from an interrupted fetch
+  EnsureDir(work_, 0700);
+  FetchSeed(runner, image, access, layout_dir(), "seed");
+}
+
+void StaterootSetup::InitStateroot() {
+  if (!sysroot_.StaterootExists(stateroot_)) sysroot_.InitStateroot(stateroot_);
+  WriteFileAtomic(stateroot_dir() / kOwnerMarker,
+                  "made by lifecycle-agent Prep; removed by abort or finalize\n", 0600);
+}
+
+SeedFiles StaterootSetup::ExtractSeed(const Progress& progress) {
+  // An interrupted earlier pass may have left any of these half-written.
+  for (const char* d : {"repo", "etc", "var", "seed"}) RemoveAll(work_ / d);
+  EnsureDir(work_ / "repo", 0755);
+  EnsureDir(work_ / "etc", 0755);
+  EnsureDir(work_ / "var", 0755);
+  EnsureDir(work_ / "seed", 0700);
+
+  const OciImage image = ReadOciImage(layout_dir(), "seed");
+  uint64_t written_before = 0;
+  uint64_t written = 0;
+  ExtractOptions opts;
+  opts.progress = [&](uint64_t done) {
+    written = written_before + done;
+    if (progress) progress(written);
+  };
+  std::set<std::string> seen;
+  auto nested = [&](TarReader& r, const fs::path& dest, bool repo) {
+    ExtractOptions o = opts;
+    // A bare ostree repo stores symlinks as objects whose targets are data, never followed.
+    o.allow_escaping_symlinks = repo;
+    const auto stats = r.ExtractNested(dest, o);
+    written_before += stats.bytes;
+  };
+  for (const auto& layer : image.layers) {
+    VerifyingSource src(layout_dir(), layer, "the seed image");
+    TarReader reader(src, "seed layer " + layer.digest.substr(0, 19));
+    while (auto entry = reader.Next()) {
+      const std::string& name = entry->name;
+      if (entry->type != TarEntryType::kFile) continue;
+      if (name == seedfile::kOstree) {
+        nested(reader, work_ / "repo", true);
+      } else if (name == seedfile::kVar) {
+        nested(reader, work_ / "var", false);
+      } else if (name == seedfile::kEtc) {
+        nested(reader, work_ / "etc", false);
+      } else if (name == seedfile::kRpmOstree || name == seedfile::kMcoConfig ||
+                 name == seedfile::kManifest || name == seedfile::kContainersList ||
+                 name == seedfile::kEtcDeletions) {
+        WriteFileAtomic(work_ / "seed" / name, reader.ReadAll(), 0600);
+      } else if (seedfile::IsOrigin(name)) {
+        WriteFileAtomic(work_ / "seed" / "origin", reader.ReadAll(), 0600);
+        seen.insert("origin");
+        continue;
+      } else {
+        continue;  // lca-cli and anything newer seeds carry
+      }
+      seen.insert(name);
+    }
+    reader.Finish();  // reads the rest and checks the layer's sha256 and size
+  }
+  for (std::string_view required :
+       {seedfile::kOstree, seedfile::kVar, seedfile::kEtc, seedfile::kRpmOstree,
+        seedfile::kMcoConfig, seedfile::kManifest, seedfile::kContainersList}) {
+    if (seen.count(std::string(required)) == 0) {
+      throw Error(Errc::kInvalid, "seed image is missing " + std::string(required));
+    }
+  }
+  if (seen.count("origin") == 0) {
+    throw Error(Errc::kInvalid, "seed image is missing its ostree-<deployment>.origin file");
+  }
+  // Only var/ of var.tgz becomes the stateroot's /var: anything else in it is not ours to place.
+  if (fs::exists(work_ / "var" / "var")) MergeMove(work_ / "var" / "var", stateroot_dir() / "var");
+  SyncFilesystem(sysroot_.path());
+  return LoadSeedFiles();
+}
+
+SeedFiles StaterootSetup::LoadSeedFiles() const {
+  const fs::path dir = work_ / "seed";
+  SeedFiles f;
+  f.rpm_ostree = ReadSeedFile(dir, seedfile::kRpmOstree, true);
+  f.mco_config = ReadSeedFile(dir, seedfile::kMcoConfig, true);
+  f.manifest = ReadSeedFile(dir, seedfile::kManifest, true);
+  f.containers_list = ReadSeedFile(dir, seedfile::kContainersList, true);
+  f.etc_deletions = ReadSeedFile(dir, seedfile::kEtcDeletions, false);
+  f.origin = ReadSeedFile(dir, "origin", true);
+  return f;
+}
+
+std::string StaterootSetup::Import(const SeedFiles& files) {
+  const SeedDeployment seed = SeedBootedDeployment(ParseJson(files.rpm_ostree, "rpm-ostree.json"));
+  const auto imported = sysroot_.ImportFromRepo(work_ / "repo");
+  if (std::find(imported.begin(), imported.end(), seed.checksum) == imported.end()) {
+    throw Error(Errc::kInvalid, "the seed booted commit " + seed.checksum +
+                                    " (rpm-ostree.json) is not in its ostree.tgz");
+  }
+  return seed.checksum;
+}
+
+Deployment StaterootSetup::Deploy(const std::string& checksum,
+                                  const std::vector<std::string>& kargs,
+                                  const std::string& origin) {
+  for (const auto& d : sysroot_.Deployments()) {
+    if (d.stateroot == stateroot_ && d.checksum == checksum) return d;
+  }
+  return sysroot_.Deploy(stateroot_, checksum, kargs, origin);
+}
+
+std::vector<std::string> StaterootSetup::ApplyEtc(const Deployment& d, const SeedFiles& files) {
+  const fs::path staged = work_ / "etc";
+  if (fs::exists(staged / "etc")) MergeMove(staged / "etc", d.dir / "etc");
+  std::vector<std::string> warnings;
+  for (const auto& rel : ParseEtcDeletions(files.etc_deletions)) {
+    const fs::path p = d.dir / rel;
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(p, ec))) {
+      warnings.push_back("etc.deletions: /" + rel + " is already absent");
+      continue;
+    }
+    fs::remove_all(p, ec);
+    if (ec)
+      throw Error(Errc::kIo, "applying etc.deletions: removing /" + rel + ": " + ec.message());
+  }
+  for (const auto& w : warnings) spdlog::warn("{}", w);
+  return warnings;
+}
+
+void StaterootSetup::WriteRollbackConfig(const Json& config) {
+  const fs::path dir = stateroot_dir() / "var" / "lib" / "lca";
+  EnsureDir(dir, 0700);
+  WriteFileAtomic(dir / "autorollback_config.json", ToPrettyJson(config), 0600);
+}
+
+void StaterootSetup::RemoveWorkDir() { RemoveAll(work_); }
+
+void StaterootSetup::RemovePartial(const std::optional<BootedDeployment>& booted) {
+  RemoveWorkDir();
+  if (sysroot_.StaterootExists(stateroot_) && fs::exists(stateroot_dir() / kOwnerMarker)) {
+    sysroot_.RemoveStateroot(stateroot_, booted);
+  }
+}
+
+}  // namespace lca::stateroot
