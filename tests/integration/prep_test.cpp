@@ -502,7 +502,8 @@ class PrepTest : public ::testing::Test {
   fs::path Sysroot() const { return host_->sysroot(); }
   fs::path TargetDir() const { return Sysroot() / "ostree/deploy" / kTarget; }
 
-  void StartDaemon(const std::vector<std::string>& extra) {
+  void StartDaemon(const std::vector<std::string>& extra,
+                   const std::map<std::string, std::string>& extra_env = {}) {
     std::vector<std::string> argv = {kDaemon,
                                      "--state-dir",
                                      StateDir().string(),
@@ -526,7 +527,9 @@ class PrepTest : public ::testing::Test {
                                      "debug"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     daemon_ = std::make_unique<test::ChildProcess>();
-    daemon_->Start(Isolated(argv), IsolatedEnv(tmp_ / "home"), (tmp_ / "daemon.log").string());
+    auto env = IsolatedEnv(tmp_ / "home");
+    env.insert(extra_env.begin(), extra_env.end());
+    daemon_->Start(Isolated(argv), env, (tmp_ / "daemon.log").string());
     for (int i = 0; i < 500; ++i) {
       if (Ctl({"get", "ibu", "-o", "name"}).code == 0) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -1030,6 +1033,56 @@ TEST_F(PrepTest, PushedSeedHasTheFormat4ContentsAndExclusions) {
   EXPECT_EQ(etc.count("etc/hostname"), 0u);  // excluded
   EXPECT_EQ(etc.count("etc/passwd"), 0u);    // unchanged from usr/etc
 }
+
+// The daemon killed right after each host step is journaled (before the step runs: the
+// moment a power loss does the most harm) comes back, finds the step unfinished in the
+// journal, redoes it and completes Prep with the same end state as an uninterrupted run; the
+// booted deployment is the default throughout.
+class PrepCrashTest : public PrepTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(PrepCrashTest, KilledAtAStepResumesToTheSameEndState) {
+  const std::string step = GetParam();
+  Boot();
+  daemon_->Signal(SIGTERM);
+  ASSERT_TRUE(daemon_->Wait(std::chrono::seconds(10)).has_value());
+  StartDaemon({}, {{"LCA_FAILPOINTS", "step." + step + "=crash"}});
+  Patch(PrepPatch(bed->image, kSeedVersion, kSecret));
+  const auto status = daemon_->Wait(std::chrono::seconds(60));
+  ASSERT_TRUE(status.has_value()) << "the failpoint at " << step << " never fired";
+  EXPECT_EQ(WEXITSTATUS(*status), 137);
+  // The booted deployment is still the default (its entry has the highest number).
+  EXPECT_NE(OptionsLine(Snapshot().entries.rbegin()->second).find("root=LABEL=root"),
+            std::string::npos)
+      << "after a kill at " << step << " the default entry is not the booted deployment's";
+  StartDaemon({});
+  Wait("PrepCompleted");
+  const Json o = Settled();
+  EXPECT_EQ(Condition(o, "PrepCompleted").value("status", ""), "True") << step;
+  ASSERT_EQ(o["status"]["history"].size(), 1u) << "the resumed Prep is the same run";
+  std::vector<fs::path> deployments;
+  for (const auto& e : fs::directory_iterator(TargetDir() / "deploy")) {
+    if (e.is_directory()) deployments.push_back(e.path());
+  }
+  ASSERT_EQ(deployments.size(), 1u) << "one deployment in " << kTarget << " after " << step;
+  EXPECT_TRUE(fs::exists(deployments[0] / "etc/seed-added.conf")) << step;
+  EXPECT_FALSE(fs::exists(deployments[0] / "etc/deprecated.conf")) << step;
+  EXPECT_TRUE(fs::exists(TargetDir() / "var/lib/lca/autorollback_config.json")) << step;
+  EXPECT_FALSE(fs::exists(Sysroot() / "ostree/lca-prep")) << step;
+  EXPECT_FALSE(fs::exists(StateDir() / "workspace/seed-pull-secret")) << step;
+}
+
+INSTANTIATE_TEST_SUITE_P(Steps, PrepCrashTest,
+                         ::testing::Values("prep.validate-seed", "prep.guard", "prep.fetch",
+                                           "prep.os-init", "prep.extract", "prep.check-seed",
+                                           "prep.import", "prep.deploy", "prep.etc", "prep.finish",
+                                           "prep.remove-scratch"),
+                         [](const auto& param_info) {
+                           std::string n = param_info.param;
+                           for (char& c : n) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return n;
+                         });
 
 }  // namespace
 }  // namespace lca
