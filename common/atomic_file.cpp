@@ -10,25 +10,10 @@
 
 #include "common/error.hpp"
 #include "common/failpoint.hpp"
+#include "common/unique_fd.hpp"
 
 namespace lca {
 namespace {
-
-// Closes on scope exit so no error path leaks a descriptor.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
 
 void WriteAll(int fd, std::string_view data, const std::filesystem::path& path) {
   while (!data.empty()) {
@@ -51,7 +36,7 @@ std::string TempName(const std::filesystem::path& path) {
 }  // namespace
 
 void FsyncDir(const std::filesystem::path& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) throw SystemError("opening directory " + dir.string(), errno);
   if (::fsync(fd.get()) != 0) throw SystemError("fsync of directory " + dir.string(), errno);
 }
@@ -67,7 +52,7 @@ void WriteFileAtomic(const std::filesystem::path& path, std::string_view data, m
     raw_fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (raw_fd >= 0 || errno != EEXIST) break;
   }
-  Fd fd(raw_fd);
+  UniqueFd fd(raw_fd);
   if (fd.get() < 0) throw SystemError("creating " + tmp.string(), errno);
   try {
     // fchmod: the umask must not loosen or tighten what the caller asked for.
@@ -90,7 +75,7 @@ void WriteFileAtomic(const std::filesystem::path& path, std::string_view data, m
 std::optional<std::string> ReadFileIfExists(const std::filesystem::path& path) {
   // POSIX calls rather than std::ifstream: an ifstream "opens" a directory and reads it as
   // empty, and does not promise a meaningful errno when it fails.
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return std::nullopt;
     throw SystemError("reading " + path.string(), errno);

@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "common/error.hpp"
+#include "common/unique_fd.hpp"
 
 namespace lca::stateroot {
 namespace {
@@ -586,25 +587,6 @@ ExtractStats ExtractFrom(Reader& reader, const fs::path& root, const ExtractOpti
   return stats;
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // close(2) with its error checked, for files we wrote.
-  void Close(const std::string& what) {
-    int fd = std::exchange(fd_, -1);
-    if (::close(fd) != 0) throw SystemError("closing " + what, errno);
-  }
-
- private:
-  int fd_;
-};
-
 void WriteAll(int fd, const void* data, std::size_t size, std::int64_t offset,
               const std::string& what) {
   const char* p = static_cast<const char*>(data);
@@ -704,7 +686,7 @@ ExtractStats ExtractTar(ArchiveSource& src, const std::string& label, const fs::
 }
 
 void SyncFilesystem(const fs::path& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) throw SystemError("opening " + path.string() + " to sync it", errno);
   if (::syncfs(fd.get()) != 0) {
     throw SystemError("syncing the filesystem of " + path.string(), errno);
@@ -794,7 +776,7 @@ void TarReader::CopyTo(const fs::path& file, mode_t mode) {
   }
   impl_->data_used = true;
   // O_NOFOLLOW: a symlink planted at the destination is an error, not a redirect.
-  Fd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
+  UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
   if (fd.get() < 0) throw SystemError("creating " + file.string(), errno);
   if (::fchmod(fd.get(), mode) != 0) throw SystemError("chmod " + file.string(), errno);
   const void* data = nullptr;
@@ -898,7 +880,7 @@ struct TarWriter::Impl {
         expected <= 0) {
       return;
     }
-    Fd in(::open(source.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    UniqueFd in(::open(source.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (in.get() < 0) throw SystemError("opening " + source.string(), errno);
     ::posix_fadvise(in.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     std::int64_t done = 0;

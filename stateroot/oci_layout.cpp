@@ -18,6 +18,7 @@
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
 #include "common/timeutil.hpp"
+#include "common/unique_fd.hpp"
 
 namespace lca::stateroot {
 namespace {
@@ -166,23 +167,6 @@ std::string RandomSuffix() {
   for (int i = 0; i < 12; ++i) s += kDigits[rng() % 16];
   return s;
 }
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void Close(const fs::path& what) {
-    if (::close(std::exchange(fd_, -1)) != 0) throw SystemError("closing " + what.string(), errno);
-  }
-
- private:
-  int fd_;
-};
 
 // sha256 of the decompressed stream of a gzip/zstd/xz file.
 std::string UncompressedSha256(const fs::path& file) {
@@ -483,7 +467,7 @@ OciDescriptor OciLayoutWriter::AddBlobFile(const fs::path& file, std::string_vie
   fs::path tmp = dir / (".tmp-" + RandomSuffix());
   try {
     FileSource in(file, kCopyBlock);
-    Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (out.get() < 0) throw SystemError("creating " + tmp.string(), errno);
     Sha256 h;
     for (auto block = in.Read(); !block.empty(); block = in.Read()) {
