@@ -79,7 +79,6 @@ TEST(TestbedRegistry, AuthPushInspectAndStop) {
             reg->address());
 
   // Push an umoci-built image with the auth file.
-  const bool had_machine_containers_dir = fs::exists("/var/lib/containers");
   test::TempDir work("lca-testbed-image");
   const std::string image = BuildImage(work.path());
   const std::string ref = "docker://" + reg->address() + "/seed:4.15.2";
@@ -115,10 +114,8 @@ TEST(TestbedRegistry, AuthPushInspectAndStop) {
       reg->SkopeoSpec({"inspect", "--authfile", bad_auth.string(), "--tls-verify=false", ref}));
   EXPECT_FALSE(r.ok());
 
-  // skopeo ran in its own mount namespace: its blob-info cache did not land on the machine.
-  if (!had_machine_containers_dir) {
-    EXPECT_FALSE(fs::exists("/var/lib/containers"));
-  }
+  // skopeo ran in its own mount namespace; scripts/test.sh checks that the machine's
+  // container storage never appears.
 
   // Stop: the process is gone, the port closed, the pid file removed; stopping again is fine.
   const pid_t pid = reg->pid();

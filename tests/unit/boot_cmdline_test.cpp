@@ -4,7 +4,6 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,8 +19,8 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/process.hpp"
 
-extern char** environ;
 
 namespace lca::stateroot {
 namespace {
@@ -69,43 +68,21 @@ TEST(ResolveBootedTest, NoOstreeArgumentIsNullopt) {
 
 struct RunResult {
   int exit_code = -1;  // 127 when the program could not be started
-  std::string out;     // stdout (stderr goes to the test's stderr)
+  std::string out;     // stdout, then the stderr tail
 };
 
-// Runs argv (PATH lookup, our environment) and captures its stdout.
+// The product's runner (argv only), so a fixture command fails the same way a product one does.
 RunResult RunArgv(const std::vector<std::string>& argv) {
-  RunResult r;
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipefd[1], STDOUT_FILENO);
-  std::vector<char*> cargv;
-  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  pid_t pid = -1;
-  const int err = ::posix_spawnp(&pid, cargv[0], &actions, nullptr, cargv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipefd[1]);
-  if (err != 0) {
-    ::close(pipefd[0]);
-    r.exit_code = 127;
-    r.out = std::string("cannot start ") + argv[0] + ": " + std::strerror(err);
-    return r;
+  lca::SystemProcessRunner runner;
+  lca::ProcessSpec spec;
+  spec.argv = argv;
+  spec.stderr_tail_bytes = 1 << 16;
+  try {
+    const lca::ProcessResult r = runner.Run(spec);
+    return {r.term_signal != 0 ? 128 + r.term_signal : r.exit_code, r.stdout_data + r.stderr_tail};
+  } catch (const lca::Error& e) {
+    return {127, std::string("cannot start ") + argv[0] + ": " + e.what()};
   }
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(pipefd[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    r.out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(pipefd[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
 }
 
 std::string Join(const std::vector<std::string>& argv) {
