@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cctype>
+
 #include "common/atomic_file.hpp"
 #include "common/error.hpp"
 
@@ -25,6 +27,40 @@ ProcessSpec Skopeo(const RegistryAccess& access, const std::string& subcommand,
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   spec.timeout = access.timeout;
   return spec;
+}
+
+// skopeo logs its failure as `time="…" level=fatal msg="…"`: the message is what an operator
+// needs, without the log framing and without skopeo's "Error parsing image name" preamble,
+// which it prints for every registry error (a wrong password included).
+}  // namespace
+
+std::string SkopeoFailure(const ProcessResult& r) {
+  const std::string& err = r.stderr_tail;
+  const auto at = err.rfind("msg=\"");
+  if (at == std::string::npos) {
+    std::string tail = err;
+    while (!tail.empty() && std::isspace(static_cast<unsigned char>(tail.back()))) tail.pop_back();
+    return r.Describe() + (tail.empty() ? "" : ": " + tail);
+  }
+  std::string msg;
+  for (size_t i = at + 5; i < err.size() && err[i] != '"'; ++i) {
+    if (err[i] == '\\' && i + 1 < err.size()) ++i;
+    msg += err[i];
+  }
+  if (msg.rfind("Error parsing image name", 0) == 0) {
+    if (auto colon = msg.find("\": "); colon != std::string::npos) msg = msg.substr(colon + 3);
+  }
+  return msg;
+}
+
+namespace {
+
+ProcessResult RunSkopeo(ProcessRunner& runner, const ProcessSpec& spec, const std::string& what) {
+  ProcessResult r = runner.Run(spec);
+  if (!r.ok()) {
+    throw Error(r.timed_out ? Errc::kTimeout : Errc::kProcess, what + ": " + SkopeoFailure(r));
+  }
+  return r;
 }
 
 }  // namespace
@@ -53,7 +89,8 @@ SeedInspection InspectSeed(ProcessRunner& runner, const std::string& image,
     args.push_back("--no-creds");
   }
   args.push_back(SkopeoReference(image));
-  const auto result = RunChecked(runner, Skopeo(access, "inspect", args));
+  const auto result =
+      RunSkopeo(runner, Skopeo(access, "inspect", args), "inspecting " + SkopeoReference(image));
   const Json j = ParseJson(result.stdout_data, "skopeo inspect output");
   SeedInspection out;
   out.digest = j.value("Digest", "");
@@ -67,8 +104,9 @@ SeedInspection InspectSeed(ProcessRunner& runner, const std::string& image,
     std::vector<std::string> raw_args = args;
     raw_args.back() = ref;
     raw_args.insert(raw_args.end() - 1, "--raw");
-    return ParseJson(RunChecked(runner, Skopeo(access, "inspect", raw_args)).stdout_data,
-                     "skopeo inspect --raw output");
+    return ParseJson(
+        RunSkopeo(runner, Skopeo(access, "inspect", raw_args), "inspecting " + ref).stdout_data,
+        "skopeo inspect --raw output");
   };
   Json manifest = raw(args.back());
   if (manifest.contains("manifests")) {
@@ -102,7 +140,7 @@ void FetchSeed(ProcessRunner& runner, const std::string& image, const RegistryAc
   }
   args.push_back(SkopeoReference(image));
   args.push_back("oci:" + layout.string() + ":" + tag);
-  RunChecked(runner, Skopeo(access, "copy", args));
+  RunSkopeo(runner, Skopeo(access, "copy", args), "fetching " + SkopeoReference(image));
 }
 
 TransientAuthFile::TransientAuthFile(const std::filesystem::path& path,

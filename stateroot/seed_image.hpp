@@ -28,6 +28,10 @@ struct RegistryAccess {
 // "oci-archive:FILE" are kept, so air-gapped sites can hand the agent a layout or archive.
 std::string SkopeoReference(const std::string& image);
 
+// What a failed skopeo run says, for an operator: its `msg="…"` without the log framing and
+// the "Error parsing image name" preamble skopeo puts before every registry error.
+std::string SkopeoFailure(const ProcessResult& r);
+
 struct SeedInspection {
   std::string digest;            // of the manifest
   Json labels = Json::object();  // config labels

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "common/error.hpp"
+#include "stateroot/seed_image.hpp"
 
 namespace lca::stateroot {
 namespace {
@@ -131,6 +132,22 @@ TEST(AutoRollback, ConfigMatchesTheGoWriter) {
       AutoRollbackConfig(60, true, true),
       Json::parse(
           R"({"monitor_timeout":60,"enabled_components":{"config":false,"postpivot":false}})"));
+}
+
+TEST(SkopeoFailure, TheMessageWithoutLogFramingOrPreamble) {
+  ProcessResult r;
+  r.exit_code = 1;
+  r.stderr_tail =
+      "time=\"2026-11-22T11:28:01Z\" level=fatal msg=\"Error parsing image name "
+      "\\\"docker://127.0.0.1:5001/ibu/seed:4.15.2\\\": reading manifest 4.15.2 in "
+      "127.0.0.1:5001/ibu/seed: unauthorized: authentication required\"\n";
+  EXPECT_EQ(SkopeoFailure(r),
+            "reading manifest 4.15.2 in 127.0.0.1:5001/ibu/seed: unauthorized: authentication "
+            "required");
+  r.stderr_tail = "time=\"x\" level=fatal msg=\"copying system image: Digest did not match\"\n";
+  EXPECT_EQ(SkopeoFailure(r), "copying system image: Digest did not match");
+  r.stderr_tail = "something else entirely\n\n";
+  EXPECT_EQ(SkopeoFailure(r), "exited with status 1: something else entirely");
 }
 
 }  // namespace
