@@ -7,6 +7,7 @@
 #include "agent/api/ibu.hpp"
 #include "agent/api/stage_rules.hpp"
 #include "common/error.hpp"
+#include "tests/support/expect_error.hpp"
 
 namespace lca::api {
 namespace {
@@ -648,15 +649,7 @@ TEST(History, Reset) {
 
 // ---- Admission (§1.1) -------------------------------------------------------------------------
 
-std::string Rejection(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Errc::kInvalid);
-    return e.what();
-  }
-  return "accepted";
-}
+std::string Rejection(const std::function<void()>& f) { return test::InvalidMessage(f); }
 
 TEST(Admission, ObjectSchema) {
   ImageBasedUpgrade ibu = NewDefault(kT0, "u");

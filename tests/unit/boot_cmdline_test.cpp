@@ -20,7 +20,7 @@
 
 #include "common/error.hpp"
 #include "common/process.hpp"
-
+#include "tests/support/fixture.hpp"
 
 namespace lca::stateroot {
 namespace {
@@ -66,52 +66,10 @@ TEST(ResolveBootedTest, NoOstreeArgumentIsNullopt) {
 // ---------------------------------------------------------------------------------------------
 // A real ostree sysroot
 
-struct RunResult {
-  int exit_code = -1;  // 127 when the program could not be started
-  std::string out;     // stdout, then the stderr tail
-};
-
-// The product's runner (argv only), so a fixture command fails the same way a product one does.
-RunResult RunArgv(const std::vector<std::string>& argv) {
-  lca::SystemProcessRunner runner;
-  lca::ProcessSpec spec;
-  spec.argv = argv;
-  spec.stderr_tail_bytes = 1 << 16;
-  try {
-    const lca::ProcessResult r = runner.Run(spec);
-    return {r.term_signal != 0 ? 128 + r.term_signal : r.exit_code, r.stdout_data + r.stderr_tail};
-  } catch (const lca::Error& e) {
-    return {127, std::string("cannot start ") + argv[0] + ": " + e.what()};
-  }
-}
-
-std::string Join(const std::vector<std::string>& argv) {
-  std::string s;
-  for (const auto& a : argv) s += (s.empty() ? "" : " ") + a;
-  return s;
-}
-
-// Runs argv and throws, with the command and its output, unless it exits 0.
-std::string MustRun(const std::vector<std::string>& argv) {
-  RunResult r = RunArgv(argv);
-  if (r.exit_code != 0) {
-    throw std::runtime_error("`" + Join(argv) + "` exited " + std::to_string(r.exit_code) + ": " +
-                             r.out);
-  }
-  return r.out;
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(0, 1);
-  return s;
-}
-
-void WriteText(const fs::path& p, const std::string& text) {
-  std::ofstream out(p);
-  out << text;
-  if (!out) throw std::runtime_error("writing " + p.string());
-}
+using test::MustRun;
+using test::RunArgv;
+using test::Trim;
+using test::WriteText;
 
 bool IsUnder(const fs::path& p, const fs::path& root) {
   const fs::path rel = p.lexically_normal().lexically_relative(root.lexically_normal());

@@ -26,7 +26,7 @@
 #include "common/error.hpp"
 #include "common/process.hpp"
 #include "stateroot/boot_cmdline.hpp"
-
+#include "tests/support/fixture.hpp"
 
 namespace lca::stateroot {
 namespace {
@@ -36,47 +36,11 @@ namespace fs = std::filesystem;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-struct RunResult {
-  int exit_code = -1;  // 127 when the program could not be started
-  std::string out;     // stdout, then the stderr tail
-};
-
-// The product's runner (argv only), so a fixture command fails the same way a product one does.
-RunResult RunArgv(const std::vector<std::string>& argv) {
-  lca::SystemProcessRunner runner;
-  lca::ProcessSpec spec;
-  spec.argv = argv;
-  spec.stderr_tail_bytes = 1 << 16;
-  try {
-    const lca::ProcessResult r = runner.Run(spec);
-    return {r.term_signal != 0 ? 128 + r.term_signal : r.exit_code, r.stdout_data + r.stderr_tail};
-  } catch (const lca::Error& e) {
-    return {127, std::string("cannot start ") + argv[0] + ": " + e.what()};
-  }
-}
-
-std::string MustRun(const std::vector<std::string>& argv) {
-  RunResult r = RunArgv(argv);
-  if (r.exit_code != 0) {
-    std::string cmd;
-    for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
-    throw std::runtime_error("`" + cmd + "` exited " + std::to_string(r.exit_code) + ": " + r.out);
-  }
-  return r.out;
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(0, 1);
-  return s;
-}
-
-void WriteText(const fs::path& p, const std::string& text) {
-  fs::create_directories(p.parent_path());
-  std::ofstream out(p);
-  out << text;
-  if (!out) throw std::runtime_error("writing " + p.string());
-}
+using test::MustRun;
+using test::RunResult;
+using test::RunArgv;
+using test::Trim;
+using test::WriteText;
 
 std::string ReadText(const fs::path& p) {
   std::ifstream in(p);

@@ -12,21 +12,14 @@
 #include "precache/image_list.hpp"
 #include "precache/progress.hpp"
 #include "precache/space.hpp"
+#include "tests/support/expect_error.hpp"
 
 namespace lca::precache {
 namespace {
 
 using Images = std::vector<std::string>;
 
-std::string ErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Errc::kInvalid);
-    return e.what();
-  }
-  return "accepted";
-}
+std::string ErrorOf(const std::function<void()>& f) { return test::InvalidMessage(f); }
 
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;

@@ -5,21 +5,14 @@
 
 #include "common/error.hpp"
 #include "stateroot/seed_image.hpp"
+#include "tests/support/expect_error.hpp"
 
 namespace lca::stateroot {
 namespace {
 
 const std::string kSha = std::string(64, 'a');
 
-std::string ErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Errc::kInvalid);
-    return e.what();
-  }
-  return "accepted";
-}
+std::string ErrorOf(const std::function<void()>& f) { return test::InvalidMessage(f); }
 
 TEST(SeedLabels, FormatVersionMustBeFour) {
   EXPECT_EQ(ErrorOf([] { ValidateSeedLabels(Json::object()); }),
