@@ -68,6 +68,23 @@ port_in_use() {
   fi
 }
 
+# True when PID holds the listening TCP socket on 127.0.0.1:PORT. A /v2/ answer alone proves
+# nothing: another registry started at the same moment may own the port while ours is still
+# starting and about to fail with "address already in use".
+owns_listener() {
+  local pid=$1 port=$2 hexport inode fd
+  hexport=$(printf '%04X' "$port")
+  # /proc/net/tcp{,6}: field 2 is ADDR:PORT in hex, field 4 the state (0A = LISTEN), field 10
+  # the socket inode.
+  for inode in $(awk -v p=":$hexport" '$2 ~ (p "$") && $4 == "0A" {print $10}' \
+    /proc/net/tcp /proc/net/tcp6 2>/dev/null); do
+    for fd in /proc/"$pid"/fd/*; do
+      [[ "$(readlink "$fd" 2>/dev/null)" == "socket:[$inode]" ]] && return 0
+    done
+  done
+  return 1
+}
+
 http_code() {
   curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://$1/v2/" 2>/dev/null || true
 }
@@ -162,8 +179,9 @@ cmd_start() {
         break
       fi
       code=$(http_code "127.0.0.1:$port")
-      # Something else could answer on that port if ours failed to bind: ours must be alive.
-      if [[ "$code" == 200 || ("$auth" == yes && "$code" == 401) ]] && alive "$pid"; then
+      # Something else could answer on that port if ours failed to bind: ours must hold it.
+      if [[ "$code" == 200 || ("$auth" == yes && "$code" == 401) ]] && alive "$pid" &&
+        owns_listener "$pid" "$port"; then
         break 2
       fi
       if [[ "$SECONDS" -ge "$deadline" ]]; then
