@@ -1020,6 +1020,10 @@ void TarWriter::AddTree(const fs::path& root, const std::string& prefix, const E
   impl_->Walk(root, "", prefix, exclude);
 }
 
+void TarWriter::AddPath(const fs::path& path, const std::string& name) {
+  impl_->AddPath(path, name);
+}
+
 void TarWriter::AddFile(const std::string& name, const fs::path& from) {
   struct stat st {};
   if (::stat(from.c_str(), &st) != 0) throw SystemError("stat " + from.string(), errno);

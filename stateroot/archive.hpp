@@ -218,6 +218,10 @@ class TarWriter {
   void AddTree(const std::filesystem::path& root, const std::string& prefix,
                const Exclude& exclude = {});
 
+  // One entry from disk under `name`, not descending into a directory, with everything
+  // AddTree keeps (owner, mode, mtime, xattrs, ACLs, a symlink as a symlink, hardlinks among
+  // the entries this writer adds).
+  void AddPath(const std::filesystem::path& path, const std::string& name);
   // A regular file from disk under `name`: its bytes, mode and mtime, owned by root.
   void AddFile(const std::string& name, const std::filesystem::path& from);
   // `data` under `name`, owned by root, mtime now.

@@ -632,6 +632,34 @@ void OstreeSysroot::SetPinned(const Deployment& d, bool pinned) {
   });
 }
 
+void OstreeSysroot::Undeploy(const Deployment& d, const std::optional<BootedDeployment>& booted) {
+  const std::string name = DeploymentName(d.stateroot, d.checksum, d.serial);
+  WithContext("undeploying " + name, [&] {
+    auto lock = LockUnlessHeld();
+    impl_->Load();
+    OstreeDeployment* ostree_booted = ostree_sysroot_get_booted_deployment(impl_->sysroot);
+    g_autoptr(GPtrArray) current = impl_->RawDeployments();
+    const int i = FindRaw(current, d.stateroot, d.checksum, d.serial);
+    if (i < 0) return;
+    auto* raw = static_cast<OstreeDeployment*>(g_ptr_array_index(current, i));
+    if ((booted && SameDeployment(d, *booted)) ||
+        (ostree_booted != nullptr && ostree_deployment_equal(raw, ostree_booted))) {
+      throw Error(Errc::kConflict, "it is the booted deployment");
+    }
+    g_autoptr(GPtrArray) next = NewDeploymentArray();
+    for (guint j = 0; j < current->len; ++j) {
+      if (static_cast<int>(j) != i)
+        g_ptr_array_add(next, g_object_ref(g_ptr_array_index(current, j)));
+    }
+    impl_->Write(next, "writing boot entries");
+    ClearImmutable(d.dir);
+    g_autoptr(GError) err = nullptr;
+    if (!ostree_sysroot_prepare_cleanup(impl_->sysroot, nullptr, &err)) {
+      ThrowGError(err, "removing the unreferenced deployment");
+    }
+  });
+}
+
 void OstreeSysroot::RemoveStateroot(const std::string& stateroot,
                                     const std::optional<BootedDeployment>& booted) {
   WithContext("removing stateroot " + stateroot + " from " + impl_->path.string(), [&] {

@@ -117,6 +117,11 @@ class OstreeSysroot {
   void SetDefault(const Deployment& d);
   // Writes or removes [libostree-transient] pinned=true in `d`'s origin.
   void SetPinned(const Deployment& d, bool pinned);
+  // Removes the one deployment `d` from the boot entries (`ostree admin undeploy`), then its
+  // deployment directory and boot files if nothing else references them; the repo is not
+  // pruned. Refuses with Errc::kConflict and changes nothing when `d` is `booted`. A deployment
+  // that is already gone is nothing to do.
+  void Undeploy(const Deployment& d, const std::optional<BootedDeployment>& booted);
   // Undeploys every deployment of `stateroot` and removes <sysroot>/ostree/deploy/<stateroot>
   // (a stateroot without deployments, e.g. half-created, is just removed; one that does not
   // exist is nothing to do). Refuses with Errc::kConflict and changes nothing when one of its
