@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "agent/cli/commands.hpp"
+#include "agent/cli/recovery_commands.hpp"
 #include "common/error.hpp"
 #include "common/logging.hpp"
 #include "common/timeutil.hpp"
@@ -82,7 +83,9 @@ int main(int argc, char** argv) {
   std::string shell;
   completion->add_option("shell", shell, "bash")->required()->check(CLI::IsMember({"bash"}));
 
+  auto recovery = lca::cli::AddRecoveryCommands(app);
   CLI11_PARSE(app, argc, argv);
+  if (recovery->Selected()) return recovery->Run();
 
   g.socket = socket;
   try {
