@@ -189,6 +189,7 @@ FsUsage StatFs(const fs::path& path) {
   FsUsage u;
   u.size_bytes = static_cast<uint64_t>(st.f_blocks) * st.f_frsize;
   u.used_bytes = static_cast<uint64_t>(st.f_blocks - st.f_bfree) * st.f_frsize;
+  u.available_bytes = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
   return u;
 }
 

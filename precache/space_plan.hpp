@@ -46,7 +46,8 @@ std::set<std::string> LocalLayerDigests(const std::filesystem::path& root);
 
 struct FsUsage {
   uint64_t size_bytes = 0;
-  uint64_t used_bytes = 0;  // size - free, as df counts it
+  uint64_t used_bytes = 0;       // size - free, as df counts it
+  uint64_t available_bytes = 0;  // what an unprivileged writer may still use (f_bavail)
 };
 // statfs of `path`, or of its nearest existing parent (the storage root may not exist yet).
 FsUsage StatFs(const std::filesystem::path& path);

@@ -17,6 +17,7 @@
 #include "precache/progress.hpp"
 #include "precache/puller.hpp"
 #include "precache/space_plan.hpp"
+#include "precache/storage_cleanup.hpp"
 #include "tests/support/image_factory.hpp"
 #include "tests/support/podman_bed.hpp"
 #include "tests/support/registry.hpp"
@@ -215,7 +216,7 @@ TEST_F(PrecachePullerTest, SpacePlanCountsSharedAndPresentLayersOnceAndFailsWith
   for (const auto& img : bed->images) pushed_total += img.bytes;
   // The shared base is counted once, not 16 times.
   const uint64_t want = pushed_total - 15 * bed->base_bytes;
-  const FsUsage roomy{100ull << 30, 10ull << 30};
+  const FsUsage roomy{100ull << 30, 10ull << 30, 90ull << 30};
   SpacePlan plan = PlanSpace(layers, {}, 2.0, 0, 85, roomy, "/x");
   EXPECT_EQ(plan.download_bytes, want);
   EXPECT_EQ(plan.needed_bytes, 2 * want);
@@ -223,7 +224,7 @@ TEST_F(PrecachePullerTest, SpacePlanCountsSharedAndPresentLayersOnceAndFailsWith
   EXPECT_NO_THROW(RequireSpace(plan));
 
   // A nearly full filesystem: 85% of 10 GiB is 8.5 GiB, 8.5 GiB - 100 KiB used -> 100 KiB left.
-  const FsUsage tight{10ull << 30, (85ull << 30) / 10 - 100 * 1024};
+  const FsUsage tight{10ull << 30, (85ull << 30) / 10 - 100 * 1024, 1ull << 30};
   plan = PlanSpace(layers, {}, 2.0, 0, 85, tight, "/var/lib/containers");
   EXPECT_FALSE(plan.fits());
   try {
@@ -266,6 +267,42 @@ TEST_F(PrecachePullerTest, SpacePlanCountsSharedAndPresentLayersOnceAndFailsWith
   const uint64_t pulled = six_total - 5 * bed->base_bytes;
   std::cout << "[ measured ] vfs store " << on_disk << " bytes for " << pulled
             << " bytes pulled: expansion " << static_cast<double>(on_disk) / pulled << "\n";
+}
+
+TEST_F(PrecachePullerTest, StorageCleanupRemovesDanglingFirstInBatchesAndKeepsWhatIsNeeded) {
+  std::vector<std::string> refs;
+  for (size_t i = 0; i < 6; ++i) refs.push_back(bed->images[i].ref);
+  ASSERT_TRUE(PullImages(runner_, podman_, Items(refs), opts_, nullptr).failed.empty());
+  // images[0] loses its name: dangling.
+  SystemProcessRunner r;
+  RunChecked(r, PodmanSpec(podman_, {"untag", refs[0]}, 60s));
+  const auto before = ListLocalImages(runner_, podman_).images();
+  std::string dangling_id;
+  for (const auto& i : before) {
+    if (i.dangling) dangling_id = i.id;
+  }
+  ASSERT_FALSE(dangling_id.empty());
+  KeepSet keep;
+  keep.refs = {refs[5]};
+  // 90 % before and after the first batch, 40 % after the second: two batches of 2, then stop.
+  int calls = 0;
+  auto usage = [&] { return ++calls <= 2 ? FsUsage{100, 90, 10} : FsUsage{100, 40, 60}; };
+  const CleanupResult res = CleanupStorage(runner_, podman_, keep, CleanupOptions{50, 2}, usage);
+  EXPECT_TRUE(res.exceeded);
+  EXPECT_EQ(res.usage_before, 90);
+  EXPECT_EQ(res.usage_after, 40);
+  EXPECT_FALSE(res.ran_out);
+  ASSERT_EQ(res.removed.size(), 4u);
+  EXPECT_EQ(res.removed[0], dangling_id);
+  const LocalImages after = ListLocalImages(runner_, podman_);
+  EXPECT_EQ(after.images().size(), 2u);
+  EXPECT_TRUE(after.Contains(refs[5])) << "kept";
+  // Below the threshold nothing is touched.
+  const CleanupResult none = CleanupStorage(runner_, podman_, {}, CleanupOptions{50, 2}, [] {
+    return FsUsage{100, 50, 50};
+  });
+  EXPECT_FALSE(none.exceeded);
+  EXPECT_TRUE(none.removed.empty());
 }
 
 TEST_F(PrecachePullerTest, ManifestListIsResolvedToThisMachinesImage) {

@@ -1,0 +1,252 @@
+#include "agent/controller/handlers/precache_phase.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <mutex>
+
+#include "agent/api/history.hpp"
+#include "agent/store/step_journal.hpp"
+#include "common/atomic_file.hpp"
+#include "common/error.hpp"
+#include "common/json_yaml.hpp"
+#include "precache/image_list.hpp"
+#include "precache/progress.hpp"
+#include "precache/space_plan.hpp"
+#include "precache/storage_cleanup.hpp"
+#include "stateroot/seed_format.hpp"
+#include "stateroot/seed_image.hpp"
+
+namespace lca {
+namespace fs = std::filesystem;
+namespace pc = precache;
+
+namespace {
+
+constexpr const char* kStep = "prep.precache";
+constexpr const char* kJob =
+    "job-name: lca-prep-precache, job-namespace: openshift-lifecycle-agent";
+constexpr const char* kFailPrefix = "precache job failed to complete: ";
+
+Json Auths(const std::string& text, const std::string& source) {
+  const Json j = ParseJson(text, source);
+  if (!j.is_object() || !j.contains("auths") || !j["auths"].is_object()) {
+    throw Error(Errc::kInvalid, source + ": not a dockerconfigjson (expected {\"auths\": {...}})");
+  }
+  return j["auths"];
+}
+
+}  // namespace
+
+void ApplyPrecacheEnvironment(PrecacheOptions& opts) {
+  if (const char* v = std::getenv("PRECACHE_BEST_EFFORT");
+      v != nullptr && std::string(v) == "TRUE") {
+    opts.best_effort = true;
+  }
+  if (const char* v = std::getenv("MAX_PULL_THREADS"); v != nullptr) {
+    const std::string s = v;
+    if (!s.empty() && s.size() < 5 && s.find_first_not_of("0123456789") == std::string::npos &&
+        std::stoi(s) >= 1) {
+      opts.concurrency = static_cast<size_t>(std::stoi(s));
+    }
+  }
+}
+
+std::optional<std::string> PrecachePullSecret(const api::ImageBasedUpgrade& ibu,
+                                              const AgentPaths& paths,
+                                              const fs::path& node_pull_secret) {
+  Json auths = Json::object();
+  bool any = false;
+  if (auto node = ReadFileIfExists(node_pull_secret)) {
+    auths = Auths(*node, node_pull_secret.string());
+    any = true;
+  }
+  if (ibu.spec.seed_image_ref.pull_secret_ref) {
+    const fs::path file = paths.config_dir / "secrets" /
+                          ibu.spec.seed_image_ref.pull_secret_ref->name / ".dockerconfigjson";
+    if (auto spec = ReadFileIfExists(file)) {
+      const Json spec_auths = Auths(*spec, file.string());
+      for (const auto& [registry, entry] : spec_auths.items()) {
+        auths[registry] = entry;
+      }
+      any = true;
+    }
+  }
+  if (!any) return std::nullopt;
+  return Json{{"auths", auths}}.dump();
+}
+
+std::string PrecacheProgressMessage(const pc::PrecacheStatus& s, uint64_t bytes_done,
+                                    uint64_t bytes_total) {
+  std::string msg =
+      std::string("Precache job in progress. ") + kJob + ". " + pc::ProgressMessage(s);
+  if (bytes_total > 0) msg += ", " + pc::Bytes(bytes_done) + " of " + pc::Bytes(bytes_total);
+  return msg;
+}
+
+PrecachePhaseResult RunPrecachePhase(StageContext& ctx, const api::ImageBasedUpgrade& ibu,
+                                     const PrecacheOptions& opts) {
+  PrecachePhaseResult out;
+  if (opts.disabled) {
+    spdlog::info("precache: disabled in the lifecycle-agent configuration");
+    return out;
+  }
+  out.ran = true;
+  if (ctx.journal.IsDone(kStep)) return out;
+  if (ctx.cancel.Cancelled())
+    throw Error(Errc::kCancelled, std::string("cancelled before ") + kStep);
+  ctx.journal.Start(kStep);
+  ctx.StartPhase(api::phase::kPrecache);
+  ctx.Progress(std::string("Successfully launched a new job precache. ") + kJob);
+  const fs::path ws = ctx.paths.workspace();
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto deadline =
+      opts.timeout.count() > 0 ? t0 + opts.timeout : std::chrono::steady_clock::time_point::max();
+
+  // 1. The list: the seed's containers.list with the release-registry override.
+  std::vector<std::string> images;
+  try {
+    const auto list = ReadFileIfExists(ws / "containers.list");
+    if (!list) {
+      throw Error(Errc::kNotFound, (ws / "containers.list").string() +
+                                       " is missing: the stateroot phase did not finish; abort "
+                                       "(stage Idle) and run Prep again");
+    }
+    pc::ImageListInput in;
+    in.containers_list = *list;
+    if (auto manifest = ReadFileIfExists(ws / "manifest.json")) {
+      const auto info = stateroot::ParseSeedClusterInfo(
+          ParseJson(*manifest, "workspace/manifest.json"), "workspace/manifest.json");
+      in.registry.seed_release_registry = info.release_registry;
+      in.registry.seed_mirror_registry_configured = info.mirror_registry_configured;
+    }
+    in.registry.cluster_release_registry = opts.cluster_release_registry;
+    in.registry.cluster_mirror_sources = opts.cluster_mirror_sources;
+    images = pc::BuildPrecacheList(in);
+  } catch (const Error& e) {
+    throw Error(e.code(), kFailPrefix + std::string(e.what()));
+  }
+
+  // 2. Room first: images nothing needs go when the filesystem is fuller than the threshold
+  // (reference §3.4, which runs this before the stateroot job; here it runs right before the
+  // pulls it makes room for).
+  const fs::path storage = opts.podman.root;
+  if (auto threshold = pc::CleanupThresholdFromAnnotations(ibu.metadata.annotations)) {
+    try {
+      auto keep = pc::InUseImages(ctx.runner, opts.podman);
+      // Never the images about to be pre-cached: an earlier Prep (aborted) may have pulled them,
+      // and the reference's cleanup would delete them only to pull them again.
+      for (const auto& img : images) keep.refs.insert(pc::NormalizeReference(img));
+      pc::CleanupOptions co;
+      co.threshold_percent = *threshold;
+      const auto res = pc::CleanupStorage(ctx.runner, opts.podman, keep, co,
+                                          [&] { return pc::StatFs(storage); });
+      if (res.exceeded) {
+        spdlog::info("image cleanup: removed {} images, usage {}% -> {}%", res.removed.size(),
+                     res.usage_before, res.usage_after);
+      }
+    } catch (const std::exception& e) {
+      // The reference requeues on cleanup errors; a cleanup that cannot run is no reason to
+      // stop: the space check below decides.
+      spdlog::warn("image cleanup failed, continuing: {}", e.what());
+    }
+  }
+
+  std::optional<stateroot::TransientAuthFile> auth;
+  if (auto secret = PrecachePullSecret(ibu, ctx.paths, opts.node_pull_secret)) {
+    auth.emplace(ws / "precache-pull-secret", *secret, "the pre-cache pull secret");
+  }
+
+  // 3. Space, from the registry's manifests of the images not yet here, before any pull.
+  std::vector<pc::PullItem> items;
+  try {
+    const pc::LocalImages local = pc::ListLocalImages(ctx.runner, opts.podman);
+    std::vector<std::string> missing;
+    for (const auto& img : images) {
+      if (!local.Contains(img)) missing.push_back(img);
+    }
+    stateroot::RegistryAccess access;
+    if (auth) access.authfile = auth->path();
+    access.registries_conf = opts.registries_conf;
+    access.timeout = std::chrono::minutes(2);
+    std::vector<std::string> errors;
+    const auto layers = pc::InspectAll(ctx.runner, missing, access, opts.concurrency, &errors);
+    for (const auto& e : errors) spdlog::warn("precache: {} (its size is not counted)", e);
+    const pc::SpacePlan plan =
+        pc::PlanSpace(layers, pc::LocalLayerDigests(storage), opts.expansion, 0,
+                      opts.gc_high_threshold_percent, pc::StatFs(storage), storage);
+    spdlog::info("precache: {} images, {} missing; {} to download, ~{} on disk, {} available",
+                 images.size(), missing.size(), pc::Bytes(plan.download_bytes),
+                 pc::Bytes(plan.needed_bytes), pc::Bytes(plan.available_bytes));
+    pc::RequireSpace(plan);
+    items = pc::ToPullItems(images, layers);
+  } catch (const Error& e) {
+    if (e.code() == Errc::kCancelled) throw;
+    throw Error(e.code(), kFailPrefix + std::string(e.what()));
+  }
+
+  // 4. Pull, with the status file and the condition message following each image.
+  pc::ProgressRecorder recorder(ws / pc::kStatusFileName, images.size());
+  pc::PullOptions po;
+  po.window = opts.concurrency;
+  po.attempts = opts.attempts;
+  po.backoff = opts.backoff;
+  po.deadline = deadline;
+  po.best_effort = opts.best_effort;
+  if (auth) po.authfile = auth->path();
+  pc::PullHooks hooks;
+  hooks.cancelled = [&] { return ctx.cancel.Cancelled(); };
+  std::mutex progress_mu;
+  auto last = std::chrono::steady_clock::now() - std::chrono::seconds(10);
+  hooks.progress = [&](const pc::PullResult& r) {
+    std::lock_guard lock(progress_mu);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::seconds(1)) return;  // the object is not a log
+    last = now;
+    ctx.Progress(PrecacheProgressMessage(recorder.Snapshot(), r.bytes_done, r.bytes_total));
+  };
+  ctx.Progress(PrecacheProgressMessage(recorder.Snapshot(), 0, 0));
+  const pc::PullResult result =
+      pc::PullImages(ctx.runner, opts.podman, items, po, &recorder, hooks);
+  out.pull = result;
+  auth.reset();  // the secret goes as soon as the pulls are done
+  ctx.Progress(PrecacheProgressMessage(recorder.Snapshot(), result.bytes_done, result.bytes_total));
+
+  if (result.cancelled) throw Error(Errc::kCancelled, "cancelled while pre-caching");
+  if (result.timed_out) {
+    throw Error(Errc::kTimeout, std::string(kFailPrefix) + "timed out after " +
+                                    std::to_string(opts.timeout.count()) + "s with " +
+                                    std::to_string(result.failed.size()) + " of " +
+                                    std::to_string(images.size()) +
+                                    " images not pre-cached: " + result.DescribeFailures());
+  }
+  if (!result.failed.empty()) {
+    const std::string what = "failed to pre-cache " + std::to_string(result.failed.size()) +
+                             " of " + std::to_string(images.size()) +
+                             " images: " + result.DescribeFailures();
+    if (!opts.best_effort) throw Error(Errc::kProcess, std::string(kFailPrefix) + what);
+    spdlog::warn("precache (best effort): {}", what);
+  }
+  // After the pulls, as TALM checks: above the image GC threshold the kubelet would start
+  // deleting images, undoing the pre-cache.
+  const pc::FsUsage after = pc::StatFs(storage);
+  if (pc::AvailableBelowThreshold(after, opts.gc_high_threshold_percent) == 0) {
+    const std::string what =
+        "the containers filesystem " + storage.string() + " is at or above the " +
+        std::to_string(opts.gc_high_threshold_percent) +
+        "% image GC threshold after pre-caching (size " + pc::Bytes(after.size_bytes) + ", used " +
+        pc::Bytes(after.used_bytes) + "): image garbage collection would remove pre-cached images";
+    if (!opts.best_effort) throw Error(Errc::kProcess, std::string(kFailPrefix) + what);
+    spdlog::warn("precache (best effort): {}", what);
+  }
+  ctx.StopPhase(api::phase::kPrecache);
+  ctx.journal.Done(kStep);
+  spdlog::info(
+      "step {} done in {} ms: {} pulled, {} already present, {} failed, {} processes", kStep,
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count(),
+      result.pulled.size(), result.skipped.size(), result.failed.size(), result.processes);
+  return out;
+}
+
+}  // namespace lca
