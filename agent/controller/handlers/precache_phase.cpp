@@ -11,6 +11,7 @@
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
 #include "precache/image_list.hpp"
+#include "precache/mirrors.hpp"
 #include "precache/progress.hpp"
 #include "precache/space_plan.hpp"
 #include "precache/storage_cleanup.hpp"
@@ -122,6 +123,19 @@ PrecachePhaseResult RunPrecachePhase(StageContext& ctx, const api::ImageBasedUpg
     }
     in.registry.cluster_release_registry = opts.cluster_release_registry;
     in.registry.cluster_mirror_sources = opts.cluster_mirror_sources;
+    // The cluster's ICSP/IDMS objects, in the embedded default as manifests under
+    // <config-dir>/mirrors (the same files `lcactl mirrors render` turns into registries.conf).
+    const fs::path mirrors = ctx.paths.config_dir / "mirrors";
+    if (fs::is_directory(mirrors)) {
+      for (const auto& e : fs::directory_iterator(mirrors)) {
+        const std::string ext = e.path().extension().string();
+        if (ext != ".yaml" && ext != ".yml" && ext != ".json") continue;
+        for (const auto& src :
+             pc::MirrorSources(pc::ParseMirrorManifests(ReadFile(e.path()), e.path().string()))) {
+          in.registry.cluster_mirror_sources.push_back(src);
+        }
+      }
+    }
     images = pc::BuildPrecacheList(in);
   } catch (const Error& e) {
     throw Error(e.code(), kFailPrefix + std::string(e.what()));
