@@ -101,8 +101,11 @@ std::string Stamp() {
   return buf;
 }
 
+// Journals the step before it runs, so a run after a kill can say where the last one stopped.
 template <class F>
-auto Step(const std::string& name, F&& f) {
+auto Step(const fs::path& journal, const std::string& name, F&& f) {
+  WriteFileAtomic(journal, ToPrettyJson(Json{{"step", name}, {"startedAt", FormatTime(Now())}}),
+                  0600);
   LCA_FAILPOINT("recovery.backup." + name);
   const auto start = std::chrono::steady_clock::now();
   spdlog::info("backup: {}", name);
@@ -171,8 +174,16 @@ BackupResult TakeBackup(const BackupOptions& opts, ProcessRunner& runner) {
   return WithContext("backup to " + dir.string(), [&] {
     EnsureDir(dir, 0700);
     const fs::path staging = dir / layout::kStaging;
+    const fs::path journal = dir / layout::kBackupJournal;
+    if (const auto last = ReadFileIfExists(journal)) {
+      spdlog::warn(
+          "backup: an earlier backup stopped in step {}; the previous complete backup "
+          "is still the one in {}",
+          ParseJson(*last, journal.string()).value("step", std::string("?")), dir.string());
+    }
+    auto step = [&](const std::string& name, auto&& f) { return Step(journal, name, f); };
 
-    Step("recover", [&] {
+    step("recover", [&] {
       if (fs::exists(dir / layout::kSwapJournal)) {
         spdlog::info("backup: finishing the swap of an earlier backup that was interrupted");
         FinishSwap(dir);
@@ -182,7 +193,7 @@ BackupResult TakeBackup(const BackupOptions& opts, ProcessRunner& runner) {
     });
 
     const std::vector<std::string> extras = ManagedExtraFiles(host);
-    Step("space", [&] {
+    step("space", [&] {
       const SizeEstimate est = EstimateBackupSize(host, extras);
       result.estimated = est.Total();
       result.free_before = FreeBytes(dir);
@@ -215,7 +226,7 @@ BackupResult TakeBackup(const BackupOptions& opts, ProcessRunner& runner) {
     m.created_at = FormatTime(Now());
     m.extras = extras;
     if (opts.pin) {
-      const auto dep = Step("pin", [&] { return PinBooted(host); });
+      const auto dep = step("pin", [&] { return PinBooted(host); });
       m.stateroot = dep.stateroot;
       m.checksum = dep.checksum;
       m.serial = dep.serial;
@@ -224,21 +235,21 @@ BackupResult TakeBackup(const BackupOptions& opts, ProcessRunner& runner) {
     m.etcd_snapshot = std::string(layout::kCluster) + "/snapshot_" + stamp + ".db";
     m.static_pods = std::string(layout::kCluster) + "/static_kuberesources_" + stamp + ".tar.gz";
     EnsureDir(staging / layout::kCluster, 0700);
-    Step("etcd", [&] { EtcdSnapshotSave(host.etcd, runner, staging / m.etcd_snapshot); });
-    Step("static-pods", [&] {
+    step("etcd", [&] { EtcdSnapshotSave(host.etcd, runner, staging / m.etcd_snapshot); });
+    step("static-pods", [&] {
       m.static_pod_dirs = NewestStaticPodDirs(host);
       const fs::path spr = host.Host("/etc/kubernetes/static-pod-resources");
       stateroot::TarWriter tar(staging / m.static_pods, stateroot::Compression::kGzip);
       for (const auto& d : m.static_pod_dirs) tar.AddTree(spr / d, "static-pod-resources/" + d);
       tar.Close();
     });
-    Step("exclude-list",
+    step("exclude-list",
          [&] { WriteFileAtomic(staging / layout::kExcludeList, EtcExcludeList(host), 0600); });
     // Full copies; the exclude list applies at restore time, as in TALM.
-    Step("etc", [&] { SyncTree(host.Host("/etc"), staging / layout::kEtc); });
-    Step("usr-local", [&] { SyncTree(host.Host("/usr/local"), staging / layout::kLocal); });
-    Step("kubelet", [&] { SyncTree(host.Host("/var/lib/kubelet"), staging / layout::kKubelet); });
-    Step("extras", [&] {
+    step("etc", [&] { SyncTree(host.Host("/etc"), staging / layout::kEtc); });
+    step("usr-local", [&] { SyncTree(host.Host("/usr/local"), staging / layout::kLocal); });
+    step("kubelet", [&] { SyncTree(host.Host("/var/lib/kubelet"), staging / layout::kKubelet); });
+    step("extras", [&] {
       if (extras.empty()) return;
       stateroot::TarWriter tar(staging / layout::kExtras, stateroot::Compression::kGzip);
       for (const auto& p : extras) {
@@ -255,7 +266,7 @@ BackupResult TakeBackup(const BackupOptions& opts, ProcessRunner& runner) {
       }
       tar.Close();
     });
-    Step("script", [&] {
+    step("script", [&] {
       if (opts.recovery_script.empty()) return;
       if (!fs::is_regular_file(opts.recovery_script, ec)) {
         spdlog::warn("backup: {} not found: the backup has no {}", opts.recovery_script.string(),
@@ -264,7 +275,7 @@ BackupResult TakeBackup(const BackupOptions& opts, ProcessRunner& runner) {
       }
       WriteFileAtomic(staging / layout::kScript, ReadFile(opts.recovery_script), 0700);
     });
-    Step("manifest", [&] {
+    step("manifest", [&] {
       for (const auto& n : Names(staging)) {
         const fs::path p = staging / n;
         if (fs::is_directory(fs::symlink_status(p))) continue;
@@ -279,11 +290,13 @@ BackupResult TakeBackup(const BackupOptions& opts, ProcessRunner& runner) {
       WriteFileAtomic(staging / layout::kManifest, ToPrettyJson(ManifestToJson(m)), 0600);
       stateroot::SyncFilesystem(staging);
     });
-    Step("swap", [&] {
+    step("swap", [&] {
       Json j = {{"entries", Names(staging)}};
       WriteFileAtomic(dir / layout::kSwapJournal, ToPrettyJson(j), 0600);
       FinishSwap(dir);
     });
+    if (::unlink(journal.c_str()) != 0) throw SystemError("removing " + journal.string(), errno);
+    FsyncDir(dir);
     spdlog::info("backup has successfully finished: {}", dir.string());
     return result;
   });

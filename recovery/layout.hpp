@@ -26,6 +26,8 @@ inline constexpr std::string_view kOld = ".backup-old";
 // Present while the complete staging backup replaces the old one (the only step that is not
 // redone from scratch after a crash: it is finished instead).
 inline constexpr std::string_view kSwapJournal = ".backup-swap";
+// The backup step running (written before each step runs; removed when the backup is done).
+inline constexpr std::string_view kBackupJournal = ".backup-journal.json";
 
 inline constexpr std::string_view kMarkerStarted = "started";
 inline constexpr std::string_view kMarkerFiles = "restore_files";
