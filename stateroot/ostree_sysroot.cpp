@@ -778,10 +778,17 @@ std::optional<BootedDeployment> FindBooted(const fs::path& sysroot, std::string_
     std::vector<std::string> parts;
     for (const auto& c : fs::path(*karg).relative_path()) parts.push_back(c.string());
     if (parts.size() != 5 || parts[0] != "ostree" || parts[1].rfind("boot.", 0) != 0) throw;
+    // The boot serial counts deployments with the same kernel across every stateroot, so it
+    // shifts when a deployment of another stateroot is put before ours (the pivot does that).
+    // A stateroot with one deployment of that kernel is unambiguous; otherwise the serial
+    // decides.
     OstreeSysroot os(sysroot);
+    std::vector<Deployment> same_kernel;
     for (const auto& d : os.Deployments()) {
-      if (d.stateroot == parts[2] && d.bootcsum == parts[3] &&
-          std::to_string(d.bootserial) == parts[4]) {
+      if (d.stateroot == parts[2] && d.bootcsum == parts[3]) same_kernel.push_back(d);
+    }
+    for (const auto& d : same_kernel) {
+      if (same_kernel.size() == 1 || std::to_string(d.bootserial) == parts[4]) {
         return BootedDeployment{d.stateroot, d.checksum, d.serial, d.dir};
       }
     }

@@ -145,7 +145,8 @@ class OstreeSysroot {
 // /ostree/boot.N/<stateroot>/<bootcsum>/<bootserial>; it is resolved through its symlinks first
 // (ResolveBooted), and when that path is gone (a cleanup after a deployment write removes the
 // other boot.N: routine on a running host) the deployment is found by stateroot, boot checksum
-// and boot serial instead, which is what the path encodes. nullopt without `ostree=`.
+// and, when that stateroot has several deployments of that kernel, boot serial (which shifts when
+// another stateroot's deployment of the same kernel goes first). nullopt without `ostree=`.
 std::optional<BootedDeployment> FindBooted(const std::filesystem::path& sysroot,
                                            std::string_view cmdline);
 

@@ -4,7 +4,9 @@
 #include <iostream>
 
 #include "agent/cli/commands.hpp"
+#include "agent/cli/precache_commands.hpp"
 #include "agent/cli/recovery_commands.hpp"
+#include "agent/cli/init_monitor_command.hpp"
 #include "common/error.hpp"
 #include "common/logging.hpp"
 #include "common/timeutil.hpp"
@@ -83,9 +85,14 @@ int main(int argc, char** argv) {
   std::string shell;
   completion->add_option("shell", shell, "bash")->required()->check(CLI::IsMember({"bash"}));
 
+  auto run_init_monitor = lca::cli::AddInitMonitorCommand(app);
+
+  auto run_precache = lca::cli::AddPrecacheCommands(app);
   auto recovery = lca::cli::AddRecoveryCommands(app);
   CLI11_PARSE(app, argc, argv);
+  if (const int rc = run_precache(); rc >= 0) return rc;
   if (recovery->Selected()) return recovery->Run();
+  if (const int rc = run_init_monitor(); rc >= 0) return rc;
 
   g.socket = socket;
   try {

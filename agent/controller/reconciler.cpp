@@ -197,6 +197,17 @@ void Reconciler::Pass() {
                      abort ? "abort" : "finalize");
       }
     }
+    // The documented exit from "Rollback failed" (the Go operator has none): once the cause is
+    // fixed, the same annotation runs the rollback again.
+    if (obj.metadata.annotations.count(annotation::kManualCleanupDone) != 0 &&
+        api::IsStageFailed(*obj.status, api::Stage::kRollback) &&
+        obj.spec.stage == api::Stage::kRollback) {
+      obj.metadata.annotations.erase(annotation::kManualCleanupDone);
+      api::RemoveCondition(*obj.status, api::ctype::kRollbackCompleted);
+      api::ConditionWriter(*obj.status, obj.metadata.generation, Now())
+          .RollbackInProgress(api::msg::kRollbackRequested);
+      spdlog::info("manual-cleanup-done on a failed Rollback: running Rollback again");
+    }
     if (api::IsTransitionRequested(obj)) {
       const bool ok = api::ValidateStageTransition(obj, after_pivot, Now());
       spdlog::info("transition to {} requested: {}", api::StageName(obj.spec.stage),

@@ -51,12 +51,43 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
       cfg.running_version = str();
     } else if (key == "nodePullSecret") {
       cfg.node_pull_secret = str();
+    } else if (key == "containersRunroot") {
+      cfg.containers_runroot = str();
+    } else if (key == "containersStorageDriver") {
+      cfg.containers_storage_driver = str();
+    } else if (key == "releaseRegistry") {
+      cfg.release_registry = str();
+    } else if (key == "precacheConcurrency" || key == "precacheTimeoutSeconds") {
+      if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 1000000)
+        throw Error(Errc::kInvalid, where + ": " + key + ": must be a positive integer");
+      (key == "precacheConcurrency" ? cfg.precache_concurrency : cfg.precache_timeout_seconds) =
+          static_cast<int>(v.get<int64_t>());
+    } else if (key == "precacheBestEffort" || key == "precacheDisabled") {
+      if (!v.is_boolean()) throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
+      (key == "precacheBestEffort" ? cfg.precache_best_effort : cfg.precache_disabled) = v.get<bool>();
+    } else if (key == "hooksDir") {
+      cfg.hooks_dir = str();
+    } else if (key == "hookTimeoutSeconds") {
+      if (!v.is_number_integer() || v.get<int64_t>() <= 0)
+        throw Error(Errc::kInvalid, where + ": hookTimeoutSeconds: must be a positive integer");
+      cfg.hook_timeout_seconds = v.get<int64_t>();
+    } else if (key == "rebootCommand" || key == "systemctlCommand") {
+      if (!v.is_array() || v.empty())
+        throw Error(Errc::kInvalid, where + ": " + key + ": must be a non-empty list of strings");
+      std::vector<std::string> argv;
+      for (const auto& a : v) {
+        if (!a.is_string())
+          throw Error(Errc::kInvalid, where + ": " + key + ": must be a list of strings");
+        argv.push_back(a.get<std::string>());
+      }
+      (key == "rebootCommand" ? cfg.reboot_command : cfg.systemctl_command) = std::move(argv);
     } else {
       throw Error(Errc::kInvalid,
                   where + ": unknown key '" + key +
                       "' (known: sysroot, stateDir, socket, socketMode, procCmdline, configDir, "
                       "containersRoot, logLevel, registriesConf, signaturePolicy, runningVersion, "
-                      "nodePullSecret)");
+                      "nodePullSecret, containersRunroot, containersStorageDriver, precacheConcurrency, "
+                      "precacheTimeoutSeconds, precacheBestEffort, precacheDisabled, releaseRegistry, hooksDir, hookTimeoutSeconds, rebootCommand, systemctlCommand)");
     }
   }
   return cfg;

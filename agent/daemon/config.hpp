@@ -4,9 +4,11 @@
 // against throwaway roots and never the machine's own.
 #include <sys/types.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace lca {
 
@@ -27,6 +29,24 @@ struct DaemonConfig {
   std::string running_version;
   // Used for the seed when spec.seedImageRef.pullSecretRef is absent.
   std::filesystem::path node_pull_secret = "/var/lib/kubelet/config.json";
+  // Pre-caching (agent/controller/handlers/precache_phase.hpp): podman's run root and storage
+  // driver (empty = podman's defaults), pulls at once, best effort, off, overall time limit.
+  std::filesystem::path containers_runroot;
+  std::string containers_storage_driver;
+  int precache_concurrency = 10;
+  bool precache_best_effort = false;
+  bool precache_disabled = false;
+  int precache_timeout_seconds = 4 * 3600;
+  // The running cluster's release registry, for the seed registry override (reference §4.1);
+  // empty = no override.
+  std::string release_registry;
+  // Upgrade hooks: <hooksDir>/pre-pivot.d and post-pivot.d; empty = <configDir>/hooks.
+  std::filesystem::path hooks_dir;
+  int64_t hook_timeout_seconds = 600;
+  // The reboot request; empty = systemd-run ... systemctl reboot. "{rationale}" is replaced.
+  std::vector<std::string> reboot_command;
+  // systemctl for stopping the init monitor after the upgrade completes.
+  std::vector<std::string> systemctl_command = {"systemctl"};
 };
 
 inline constexpr const char* kDefaultConfigFile = "/etc/lca/lifecycle-agent.yaml";

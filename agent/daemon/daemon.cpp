@@ -12,6 +12,8 @@
 
 #include "agent/controller/handlers/idle_handlers.hpp"
 #include "agent/controller/handlers/prep_handler.hpp"
+#include "agent/controller/handlers/stateroot_cleanup.hpp"
+#include "agent/controller/handlers/upgrade_handler.hpp"
 #include "agent/controller/reconciler.hpp"
 #include "agent/server/api_routes.hpp"
 #include "agent/server/unix_http_server.hpp"
@@ -141,14 +143,37 @@ int RunDaemon(const DaemonConfig& cfg) {
   if (!cfg.registries_conf.empty()) prep.registries_conf = cfg.registries_conf;
   if (!cfg.signature_policy.empty()) prep.signature_policy = cfg.signature_policy;
   prep.node_pull_secret = cfg.node_pull_secret;
+  PrecacheOptions& pc = prep.precache;
+  pc.podman.root = cfg.containers_root;
+  pc.podman.runroot = cfg.containers_runroot;
+  if (!cfg.containers_runroot.empty()) pc.podman.tmpdir = cfg.containers_runroot / "libpod-tmp";
+  pc.podman.storage_driver = cfg.containers_storage_driver;
+  pc.podman.registries_conf = cfg.registries_conf;
+  pc.podman.signature_policy = cfg.signature_policy;
+  pc.registries_conf = prep.registries_conf;
+  pc.node_pull_secret = cfg.node_pull_secret;
+  pc.concurrency = static_cast<size_t>(cfg.precache_concurrency);
+  pc.timeout = std::chrono::seconds(cfg.precache_timeout_seconds);
+  pc.best_effort = cfg.precache_best_effort;
+  pc.disabled = cfg.precache_disabled;
+  pc.cluster_release_registry = cfg.release_registry;
+  ApplyPrecacheEnvironment(pc);  // PRECACHE_BEST_EFFORT, MAX_PULL_THREADS, as LCA's operator
 
   // Cleanup order as the Go operator's: stateroots first, then the workspace and annotations.
   std::vector<std::unique_ptr<CleanupStep>> steps;
   steps.push_back(std::make_unique<StaterootCleanup>(cfg.proc_cmdline, prep.work_dir));
   for (auto& step : DefaultCleanupSteps()) steps.push_back(std::move(step));
   auto cleanup = std::make_shared<Cleanup>(std::move(steps));
+  PivotOptions pivot;
+  pivot.proc_cmdline = cfg.proc_cmdline;
+  pivot.hooks_dir = cfg.hooks_dir.empty() ? cfg.config_dir / "hooks" : cfg.hooks_dir;
+  pivot.hook_timeout = std::chrono::seconds(cfg.hook_timeout_seconds);
+  pivot.reboot_command = cfg.reboot_command;
+  pivot.systemctl = cfg.systemctl_command;
   std::vector<std::unique_ptr<StageHandler>> handlers;
   handlers.push_back(std::make_unique<PrepHandler>(prep));
+  handlers.push_back(std::make_unique<UpgradeHandler>(pivot));
+  handlers.push_back(std::make_unique<RollbackHandler>(pivot));
   handlers.push_back(std::make_unique<AbortHandler>(cleanup));
   handlers.push_back(std::make_unique<FinalizeHandler>(cleanup));
   Reconciler reconciler(std::move(deps), std::move(handlers));

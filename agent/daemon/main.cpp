@@ -41,6 +41,24 @@ int main(int argc, char** argv) {
   app.add_option(
       "--node-pull-secret", node_pull_secret,
       "pull secret used when the spec names none (default /var/lib/kubelet/config.json)");
+  std::string hooks_dir;
+  std::vector<std::string> reboot_command, systemctl_command;
+  app.add_option("--hooks-dir", hooks_dir,
+                 "upgrade hooks: pre-pivot.d/ and post-pivot.d/ (default <config-dir>/hooks)");
+  app.add_option("--reboot-command", reboot_command,
+                 "argv that requests a reboot ({rationale} is replaced; default systemd-run ... "
+                 "systemctl reboot)");
+  app.add_option("--systemctl-command", systemctl_command,
+                 "argv prefix for systemctl (stops the init monitor; default systemctl)");
+  std::string containers_runroot, storage_driver;
+  int precache_concurrency = 0, precache_timeout = 0;
+  bool precache_best_effort = false, precache_disabled = false;
+  app.add_option("--containers-runroot", containers_runroot, "podman --runroot for pre-caching");
+  app.add_option("--containers-storage-driver", storage_driver, "podman --storage-driver");
+  app.add_option("--precache-concurrency", precache_concurrency, "pulls at once (default 10)");
+  app.add_option("--precache-timeout", precache_timeout, "pre-cache time limit, s (default 4 h)");
+  app.add_flag("--precache-best-effort", precache_best_effort, "Prep completes despite failed pulls");
+  app.add_flag("--precache-disabled", precache_disabled, "no pre-cache phase in Prep");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -60,6 +78,15 @@ int main(int argc, char** argv) {
     if (!running_version.empty()) cfg.running_version = running_version;
     if (!signature_policy.empty()) cfg.signature_policy = signature_policy;
     if (!node_pull_secret.empty()) cfg.node_pull_secret = node_pull_secret;
+    if (!hooks_dir.empty()) cfg.hooks_dir = hooks_dir;
+    if (!reboot_command.empty()) cfg.reboot_command = reboot_command;
+    if (!systemctl_command.empty()) cfg.systemctl_command = systemctl_command;
+    if (!containers_runroot.empty()) cfg.containers_runroot = containers_runroot;
+    if (!storage_driver.empty()) cfg.containers_storage_driver = storage_driver;
+    if (precache_concurrency > 0) cfg.precache_concurrency = precache_concurrency;
+    if (precache_timeout > 0) cfg.precache_timeout_seconds = precache_timeout;
+    cfg.precache_best_effort = cfg.precache_best_effort || precache_best_effort;
+    cfg.precache_disabled = cfg.precache_disabled || precache_disabled;
     lca::SetupLogging("lifecycle-agent", cfg.log_level);
     return lca::RunDaemon(cfg);
   } catch (const std::exception& e) {

@@ -78,7 +78,7 @@ api::ImageBasedUpgrade ObjectStore::CommitLocked(api::ImageBasedUpgrade next) {
   next.metadata.resource_version = std::to_string(version_ + 1);
   LCA_FAILPOINT("store.persist");
   // Disk first: if the write fails, memory still matches what a restart would load.
-  WriteFileAtomic(path_, ToPrettyJson(api::ToJson(next)), 0600);
+  if (!sealed_) WriteFileAtomic(path_, ToPrettyJson(api::ToJson(next)), 0600);
   ++version_;
   obj_ = std::move(next);
   cv_.notify_all();
@@ -117,6 +117,11 @@ ObjectStore::PatchResult ObjectStore::ApplyMergePatch(const Json& patch) {
   std::function<void()> hook;
   {
     std::lock_guard lock(mu_);
+    if (sealed_) {
+      throw Error(Errc::kConflict,
+                  "the host is rebooting for the pivot; the object cannot change until it is "
+                  "back up");
+    }
     if (precondition && *precondition != obj_.metadata.resource_version) {
       throw Error(
           Errc::kConflict,
@@ -166,6 +171,22 @@ uint64_t ObjectStore::WaitForChange(uint64_t since, std::chrono::milliseconds ti
   std::unique_lock lock(mu_);
   cv_.wait_for(lock, timeout, [&] { return version_ > since || shutdown_; });
   return version_;
+}
+
+void ObjectStore::SealForNextBoot(const api::ImageBasedUpgrade& next_boot) {
+  std::lock_guard lock(mu_);
+  api::ImageBasedUpgrade disk = next_boot;
+  disk.metadata.resource_version = std::to_string(version_ + 1);
+  WriteFileAtomic(path_, ToPrettyJson(api::ToJson(disk)), 0600);
+  sealed_ = true;
+  spdlog::info("{} now holds the record for this stateroot's next boot; further changes stay "
+               "in memory",
+               path_.string());
+}
+
+bool ObjectStore::Sealed() const {
+  std::lock_guard lock(mu_);
+  return sealed_;
 }
 
 void ObjectStore::SetClientChangeHook(std::function<void()> hook) {

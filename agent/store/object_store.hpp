@@ -54,6 +54,13 @@ class ObjectStore {
   // reconciler's wake-up. Set once before serving.
   void SetClientChangeHook(std::function<void()> hook);
 
+  // The pivot's last write (reference §5.1 step 10): `next_boot` goes to disk as what this
+  // stateroot's agent finds if it ever boots again (the "Uncontrolled rollback" record), while
+  // the object served until the reboot stays as it is. Later writes in this process stay in
+  // memory, and client patches are refused: the host is going down and they would be lost.
+  void SealForNextBoot(const api::ImageBasedUpgrade& next_boot);
+  bool Sealed() const;
+
   void Shutdown();
   bool IsShutdown() const;
 
@@ -66,6 +73,7 @@ class ObjectStore {
   api::ImageBasedUpgrade obj_;
   uint64_t version_ = 0;
   bool shutdown_ = false;
+  bool sealed_ = false;
   std::function<void()> client_change_hook_;
 };
 

@@ -235,7 +235,11 @@ Outcome PrepHandler::Run(StageContext& ctx) {
     stateroot_step("prep.remove-scratch", "removing the fetched seed",
                    [&] { setup->RemoveWorkDir(); });
     ctx.StopPhase(api::phase::kStateroot);
-    return Outcome::Completed(kCompletedWithoutPrecache);
+    // 4. The images the new release needs (precache_phase.hpp).
+    if (!RunPrecachePhase(ctx, ibu, opts_.precache).ran) {
+      return Outcome::Completed(kCompletedWithoutPrecache);
+    }
+    return Outcome::Completed(kCompleted);
   } catch (const Error& e) {
     if (e.code() == Errc::kCancelled) return Outcome::Cancelled();
     // Leave nothing behind: what this Prep made goes now, not only at abort.
@@ -247,40 +251,6 @@ Outcome PrepHandler::Run(StageContext& ctx) {
       }
     }
     return Outcome::Failed(e.what());
-  }
-}
-
-void StaterootCleanup::Run(StageContext& ctx) {
-  std::error_code ec;
-  const fs::path work = work_dir_.empty() ? sr::DefaultWorkDir(ctx.paths.sysroot) : work_dir_;
-  fs::remove_all(work, ec);
-  if (ec) throw Error(Errc::kIo, "failed to remove " + work.string() + ": " + ec.message());
-  if (!fs::exists(ctx.paths.sysroot / "ostree" / "deploy")) return;  // not an ostree host
-  const auto booted = Booted(ctx.paths.sysroot, proc_cmdline_);
-  if (!booted) {
-    throw Error(Errc::kInvalid, "cannot tell the booted stateroot (no ostree= in " +
-                                    proc_cmdline_.string() + "): refusing to remove stateroots");
-  }
-  sr::OstreeSysroot sysroot(ctx.paths.sysroot);
-  std::vector<std::string> dirs;
-  for (const auto& e : fs::directory_iterator(ctx.paths.sysroot / "ostree" / "deploy")) {
-    if (e.is_directory()) dirs.push_back(e.path().filename().string());
-  }
-  const auto deployments = sysroot.Deployments();
-  int failed = 0;
-  std::string errors;
-  for (const auto& name : sr::StaterootsToRemove(deployments, dirs, booted->stateroot)) {
-    try {
-      sysroot.RemoveStateroot(name, booted);
-      spdlog::info("cleanup: removed stateroot {}", name);
-    } catch (const std::exception& e) {
-      ++failed;
-      errors += std::string(errors.empty() ? "" : " ") + e.what();
-    }
-  }
-  sysroot.Prune();
-  if (failed > 0) {
-    throw Error(Errc::kIo, "failed to remove " + std::to_string(failed) + " stateroots: " + errors);
   }
 }
 

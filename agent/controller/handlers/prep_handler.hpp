@@ -1,13 +1,14 @@
 #pragma once
 // Prep (reference §3.1, natively): validate the spec and the seed's labels, then build the new
-// stateroot from the seed in journaled steps. Pre-caching is the next phase; this build has
-// none, and the completion message says so.
+// stateroot from the seed in journaled steps, then pre-cache the new release's images
+// (precache_phase.hpp).
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
 
 #include "agent/controller/handlers/cleanup.hpp"
+#include "agent/controller/handlers/precache_phase.hpp"
 #include "agent/controller/stage_handler.hpp"
 
 namespace lca {
@@ -27,6 +28,8 @@ struct PrepOptions {
   uint64_t space_margin_bytes = 512ull << 20;
   // Scratch dir on the sysroot's filesystem; empty = <sysroot>/ostree/lca-prep.
   std::filesystem::path work_dir;
+  // The Precache phase after the stateroot one.
+  PrecacheOptions precache;
 };
 
 class PrepHandler final : public StageHandler {
@@ -35,28 +38,15 @@ class PrepHandler final : public StageHandler {
   Work work() const override { return Work::kPrep; }
   Outcome Run(StageContext& ctx) override;
 
-  // The message Prep completes with when no pre-cache phase is built in.
+  // The reference's message, after the stateroot and the pre-cache phases.
+  static constexpr const char* kCompleted = "Prep stage completed successfully";
+  // When pre-caching is disabled in the lifecycle-agent config, the message says so.
   static constexpr const char* kCompletedWithoutPrecache =
       "Prep stage completed successfully (stateroot ready; container images were not "
-      "pre-cached: this build has no pre-cache phase)";
+      "pre-cached: pre-caching is disabled in the lifecycle-agent configuration)";
 
  private:
   PrepOptions opts_;
-};
-
-// The cleanup step Abort and Finalize run for stateroots (§7.2 1b): every non-booted stateroot
-// goes (the new one after an abort or a rollback, the old one after an upgrade), with Prep's
-// scratch dir; then the repo is pruned. Errors are collected: "failed to remove N stateroots".
-class StaterootCleanup final : public CleanupStep {
- public:
-  StaterootCleanup(std::filesystem::path proc_cmdline, std::filesystem::path work_dir)
-      : proc_cmdline_(std::move(proc_cmdline)), work_dir_(std::move(work_dir)) {}
-  std::string name() const override { return "stateroots"; }
-  void Run(StageContext& ctx) override;
-
- private:
-  std::filesystem::path proc_cmdline_;
-  std::filesystem::path work_dir_;
 };
 
 }  // namespace lca

@@ -1,0 +1,22 @@
+#pragma once
+// What the Upgrade and Rollback handlers need to know about the host beyond AgentPaths.
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "agent/pivot/agent_carry.hpp"
+
+namespace lca {
+
+struct PivotOptions {
+  std::filesystem::path proc_cmdline = "/proc/cmdline";
+  // <hooks_dir>/pre-pivot.d and <hooks_dir>/post-pivot.d hold the hooks.
+  std::filesystem::path hooks_dir = "/etc/lca/hooks";
+  std::chrono::seconds hook_timeout{std::chrono::minutes(10)};
+  std::vector<std::string> reboot_command;  // empty = pivot::DefaultRebootCommand()
+  std::vector<std::string> systemctl = {"systemctl"};
+  pivot::AgentFiles agent_files;
+};
+
+}  // namespace lca

@@ -1,0 +1,42 @@
+#include "agent/pivot/reboot.hpp"
+
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include "common/error.hpp"
+
+namespace lca::pivot {
+
+std::vector<std::string> DefaultRebootCommand() {
+  return {"systemd-run",
+          "--unit",
+          "lifecycle-agent-reboot",
+          "--description",
+          "lifecycle-agent: {rationale}",
+          "systemctl",
+          "--message=Image Based Upgrade",
+          "reboot"};
+}
+
+void RequestReboot(ProcessRunner& runner, const std::vector<std::string>& command,
+                   const std::string& rationale) {
+  if (command.empty())
+    throw Error(Errc::kInvalid, "reboot command is empty (config rebootCommand)");
+  ProcessSpec spec;
+  for (std::string arg : command) {
+    for (auto pos = arg.find("{rationale}"); pos != std::string::npos;
+         pos = arg.find("{rationale}", pos + rationale.size())) {
+      arg.replace(pos, 11, rationale);
+    }
+    spec.argv.push_back(std::move(arg));
+  }
+  spec.timeout = std::chrono::minutes(2);
+  spdlog::warn("requesting a reboot ({}): {}", rationale, fmt::join(spec.argv, " "));
+  const auto r = runner.Run(spec);
+  if (!r.ok()) {
+    throw Error(Errc::kProcess, "reboot (" + rationale + "): " + spec.argv[0] + " " + r.Describe() +
+                                    (r.stderr_tail.empty() ? "" : ": ") + r.stderr_tail);
+  }
+}
+
+}  // namespace lca::pivot

@@ -1,0 +1,365 @@
+// Upgrade, Rollback and Idle end to end on the real bed (tests/support/agent_host.hpp): the
+// real lifecycle-agent on a throwaway ostree host, a real seed in a real registry, simulated
+// reboots. Then the crash matrix: the daemon killed at every journaled host step of a whole
+// cycle, restarted, and required to converge.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "stateroot/ostree_sysroot.hpp"
+#include "tests/support/agent_host.hpp"
+
+namespace lca {
+namespace {
+
+namespace fs = std::filesystem;
+using test::AgentHost;
+
+test::SeedBed* bed = nullptr;
+std::string bed_error;
+
+std::vector<std::string> Stages(const Json& o) {
+  std::vector<std::string> out;
+  for (const auto& s : o["status"].value("validNextStages", Json::array())) out.push_back(s);
+  return out;
+}
+
+std::vector<std::string> Stateroots(const fs::path& sysroot) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(sysroot / "ostree/deploy")) {
+    out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<stateroot::Deployment> Deployments(const fs::path& sysroot) {
+  stateroot::OstreeSysroot s(sysroot);
+  return s.Deployments();
+}
+
+Json PrepPatch(int64_t init_monitor_timeout = 0, const Json& annotations = Json::object()) {
+  Json spec = {{"stage", "Prep"},
+               {"seedImageRef", {{"version", test::SeedBed::kVersion}, {"image", bed->image}}}};
+  if (init_monitor_timeout > 0)
+    spec["autoRollbackOnFailure"] = {{"initMonitorTimeoutSeconds", init_monitor_timeout}};
+  Json p = {{"spec", spec}};
+  if (!annotations.empty()) p["metadata"] = {{"annotations", annotations}};
+  return p;
+}
+
+auto Cond(const std::string& type, const std::string& status = "True") {
+  return [type, status](const Json& o) { return AgentHost::ConditionStatus(o, type) == status; };
+}
+
+class UpgradeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ::setenv("OSTREE_SYSROOT_DEBUG", "mutable-deployments", 1);
+    try {
+      bed = new test::SeedBed();
+    } catch (const std::exception& e) {
+      bed_error = e.what();
+    }
+  }
+  static void TearDownTestSuite() {
+    delete bed;
+    bed = nullptr;
+  }
+  void SetUp() override {
+    if (bed == nullptr) GTEST_FAIL() << "building the seed bed failed: " << bed_error;
+    host_ = std::make_unique<AgentHost>(tmp_.path(), *bed);
+  }
+  void TearDown() override {
+    if (HasFailure()) std::cerr << "---- daemon log ----\n" << host_->DaemonLog() << "----\n";
+    host_.reset();
+  }
+
+  void Hook(const std::string& phase, const std::string& name, const std::string& body) {
+    WriteFileAtomic(host_->hooks(phase) / name, "#!/bin/sh\n" + body + "\n", 0755);
+  }
+
+  // Prep, then Upgrade up to the reboot request, then the simulated reboot.
+  void PrepUpgradeAndBoot(int64_t init_monitor_timeout = 0,
+                          const Json& annotations = Json::object()) {
+    host_->Start();
+    host_->Patch(PrepPatch(init_monitor_timeout, annotations));
+    auto o = host_->WaitFor(Cond("PrepCompleted"), "PrepCompleted");
+    EXPECT_EQ(Stages(o), (std::vector<std::string>{"Idle", "Upgrade"}));
+    host_->Patch({{"spec", {{"stage", "Upgrade"}}}});
+    host_->WaitFor([&](const Json&) { return host_->Reboots() == 1; }, "the reboot request");
+    EXPECT_EQ(host_
+                  ->Ctl({"patch", "ibu", "upgrade", "--type=merge", "-p",
+                         R"({"metadata":{"labels":{"x":"y"}}})"})
+                  .code,
+              1)
+        << "the object is sealed while the host reboots";
+    // Before the reboot: the old deployment pinned, the new one default, the old stateroot's
+    // record says what a boot back into it without lca means.
+    const auto deps = Deployments(host_->sysroot());
+    EXPECT_EQ(deps.at(0).stateroot, AgentHost::kTarget);
+    EXPECT_EQ(deps.at(1).stateroot, "rhcos");
+    EXPECT_TRUE(deps.at(1).pinned);
+    const Json old_record = ParseJson(ReadFile(host_->StateDir("rhcos") / "ibu.json"), "old");
+    EXPECT_EQ(AgentHost::ConditionMessage(old_record, "UpgradeInProgress"),
+              "Uncontrolled rollback");
+    EXPECT_TRUE(fs::exists(host_->StateDir(AgentHost::kTarget) / "ibu.json"));
+    host_->Reboot();
+    EXPECT_EQ(host_->BootedStateroot(), AgentHost::kTarget);
+    EXPECT_NE(ReadFile(host_->cmdline_file()).find("ibu=4.15.2"), std::string::npos);
+  }
+
+  test::TempDir tmp_{"lca-upgrade-it"};
+  std::unique_ptr<AgentHost> host_;
+};
+
+TEST_F(UpgradeTest, SuccessThenFinalizeRemovesTheOldStateroot) {
+  Hook("pre-pivot", "10-record",
+       "echo \"$LCA_PHASE $LCA_TARGET_STATEROOT\" > '" + (tmp_ / "pre-pivot.ran").string() + "'");
+  Hook("post-pivot", "10-record",
+       "echo \"$LCA_PHASE $LCA_BOOTED_STATEROOT\" > '" + (tmp_ / "post-pivot.ran").string() + "'");
+  PrepUpgradeAndBoot();
+  auto o = host_->WaitFor(Cond("UpgradeCompleted"), "UpgradeCompleted");
+  EXPECT_EQ(Stages(o), (std::vector<std::string>{"Idle", "Rollback"}));
+  EXPECT_EQ(ReadFile(tmp_ / "pre-pivot.ran"), "pre-pivot rhcos_4.15.2\n");
+  EXPECT_EQ(ReadFile(tmp_ / "post-pivot.ran"), "post-pivot rhcos_4.15.2\n");
+  EXPECT_NE(ReadFileIfExists(tmp_ / "systemctl.log")
+                .value_or("")
+                .find("disable lca-init-monitor.service"),
+            std::string::npos);
+  ASSERT_EQ(o["status"]["history"].size(), 2u);
+  host_->Patch({{"spec", {{"stage", "Idle"}}}});
+  o = host_->WaitFor(Cond("Idle"), "Idle");
+  EXPECT_EQ(Stages(o), (std::vector<std::string>{"Prep"}));
+  EXPECT_EQ(Stateroots(host_->sysroot()), (std::vector<std::string>{AgentHost::kTarget}));
+  const auto deps = Deployments(host_->sysroot());
+  ASSERT_EQ(deps.size(), 1u);
+  EXPECT_FALSE(deps[0].pinned);
+  EXPECT_FALSE(fs::exists(host_->StateDir() / "workspace"));
+}
+
+TEST_F(UpgradeTest, ManualRollbackThenFinalizeRemovesTheNewStateroot) {
+  PrepUpgradeAndBoot();
+  host_->WaitFor(Cond("UpgradeCompleted"), "UpgradeCompleted");
+  host_->Patch({{"spec", {{"stage", "Rollback"}}}});
+  host_->WaitFor([&](const Json&) { return host_->Reboots() == 2; }, "the rollback reboot");
+  EXPECT_EQ(Deployments(host_->sysroot()).at(0).stateroot, "rhcos");
+  host_->Reboot();
+  EXPECT_EQ(host_->BootedStateroot(), "rhcos");
+  auto o = host_->WaitFor(Cond("RollbackCompleted"), "RollbackCompleted");
+  EXPECT_EQ(Stages(o), (std::vector<std::string>{"Idle"}));
+  EXPECT_FALSE(o["status"].contains("rollbackAvailabilityExpiration"));
+  host_->Patch({{"spec", {{"stage", "Idle"}}}});
+  o = host_->WaitFor(Cond("Idle"), "Idle");
+  EXPECT_EQ(Stateroots(host_->sysroot()), (std::vector<std::string>{"rhcos"}));
+  const auto deps = Deployments(host_->sysroot());
+  ASSERT_EQ(deps.size(), 1u);
+  EXPECT_FALSE(deps[0].pinned) << "the pin is removed with the upgrade closed";
+}
+
+TEST_F(UpgradeTest, InitMonitorTimeoutRollsBackAndIdleAborts) {
+  Hook("post-pivot", "10-never", "echo 'the new release is broken' >&2; exit 1");
+  // post-reboot-config Disabled: the failing hook fails the Upgrade without rolling back, so the
+  // init monitor's timeout is what rolls back.
+  PrepUpgradeAndBoot(
+      2, {{"auto-rollback-on-failure.lca.openshift.io/post-reboot-config", "Disabled"}});
+  auto o = host_->WaitFor(Cond("UpgradeCompleted", "False"), "Upgrade failed");
+  EXPECT_NE(AgentHost::ConditionMessage(o, "UpgradeInProgress").find("the new release is broken"),
+            std::string::npos);
+  EXPECT_EQ(Stages(o), (std::vector<std::string>{"Rollback"}));
+  const auto r = test::MustRunArgv(
+      {test::kCtlBin, "init-monitor", "--monitor", "--config", (tmp_ / "none.yaml").string(),
+       "--sysroot", host_->sysroot().string(), "--state-dir", host_->StateDir().string(),
+       "--proc-cmdline", host_->cmdline_file().string(), "--reboot-command",
+       (tmp_ / "bin/reboot").string()},
+      {{"OSTREE_SYSROOT_DEBUG", "mutable-deployments"}});
+  EXPECT_EQ(host_->Reboots(), 2);
+  EXPECT_EQ(Deployments(host_->sysroot()).at(0).stateroot, "rhcos");
+  host_->Reboot();
+  o = host_->WaitFor(Cond("UpgradeCompleted", "False"), "the old stateroot's record");
+  EXPECT_EQ(AgentHost::ConditionMessage(o, "UpgradeInProgress"),
+            "Rollback due to LCA Init Monitor timeout, after 2s");
+  EXPECT_EQ(Stages(o), (std::vector<std::string>{"Idle"}));
+  host_->Patch({{"spec", {{"stage", "Idle"}}}});
+  host_->WaitFor(Cond("Idle"), "Idle");
+  EXPECT_EQ(Stateroots(host_->sysroot()), (std::vector<std::string>{"rhcos"}));
+  EXPECT_FALSE(Deployments(host_->sysroot()).at(0).pinned);
+}
+
+TEST_F(UpgradeTest, PostPivotHookFailureRollsBackAutomatically) {
+  Hook("post-pivot", "10-fail", "echo 'recert failed' >&2; exit 3");
+  PrepUpgradeAndBoot();
+  host_->WaitFor([&](const Json&) { return host_->Reboots() == 2; }, "the rollback reboot");
+  host_->Reboot();
+  EXPECT_EQ(host_->BootedStateroot(), "rhcos");
+  auto o = host_->WaitFor(Cond("UpgradeCompleted", "False"), "Upgrade failed");
+  const std::string msg = AgentHost::ConditionMessage(o, "UpgradeInProgress");
+  EXPECT_EQ(msg.rfind("Rollback due to postpivot failure: hook ", 0), 0u) << msg;
+  EXPECT_NE(msg.find("exited with status 3: recert failed"), std::string::npos) << msg;
+  host_->Patch({{"spec", {{"stage", "Idle"}}}});
+  host_->WaitFor(Cond("Idle"), "Idle");
+  EXPECT_EQ(Stateroots(host_->sysroot()), (std::vector<std::string>{"rhcos"}));
+}
+
+TEST_F(UpgradeTest, InitMonitorExitsWithoutRollbackOnceUpgradeCompleted) {
+  PrepUpgradeAndBoot(30);
+  host_->WaitFor(Cond("UpgradeCompleted"), "UpgradeCompleted");
+  const auto t0 = std::chrono::steady_clock::now();
+  test::MustRunArgv({test::kCtlBin, "init-monitor", "--monitor", "--config",
+                     (tmp_ / "none.yaml").string(), "--sysroot", host_->sysroot().string(),
+                     "--state-dir", host_->StateDir().string(), "--proc-cmdline",
+                     host_->cmdline_file().string(), "--reboot-command",
+                     (tmp_ / "bin/reboot").string()});
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(host_->Reboots(), 1);
+  EXPECT_EQ(Deployments(host_->sysroot()).at(0).stateroot, AgentHost::kTarget);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The crash matrix. A cycle is driven to its end while the daemon is killed (failpoint "crash",
+// _exit 137) at one journaled step and restarted; it must converge to the end state of an
+// uninterrupted run, or to a clean Failed whose abort leaves no stateroot, pin or file behind.
+
+enum class Cycle { kUpgrade, kRollback, kAbort };
+
+struct KillPoint {
+  const char* step;
+  Cycle cycle;
+};
+
+constexpr KillPoint kKillPoints[] = {
+    {"prep.validate-seed", Cycle::kUpgrade},
+    {"prep.guard", Cycle::kUpgrade},
+    {"prep.fetch", Cycle::kUpgrade},
+    {"prep.os-init", Cycle::kUpgrade},
+    {"prep.extract", Cycle::kUpgrade},
+    {"prep.check-seed", Cycle::kUpgrade},
+    {"prep.import", Cycle::kUpgrade},
+    {"prep.deploy", Cycle::kUpgrade},
+    {"prep.etc", Cycle::kUpgrade},
+    {"prep.finish", Cycle::kUpgrade},
+    {"prep.remove-scratch", Cycle::kUpgrade},
+    {"upgrade.pre-pivot-hooks", Cycle::kUpgrade},
+    {"upgrade.export-manifests", Cycle::kUpgrade},
+    {"upgrade.carry-agent", Cycle::kUpgrade},
+    {"upgrade.save-object", Cycle::kUpgrade},
+    {"upgrade.pin", Cycle::kUpgrade},
+    {"upgrade.set-default", Cycle::kUpgrade},
+    {"upgrade.seal", Cycle::kUpgrade},
+    {"upgrade.reboot", Cycle::kUpgrade},
+    {"upgrade.post-pivot-hooks", Cycle::kUpgrade},
+    {"upgrade.disable-init-monitor", Cycle::kUpgrade},
+    {"finalize.stateroots", Cycle::kUpgrade},
+    {"finalize.workspace", Cycle::kUpgrade},
+    {"finalize.annotations", Cycle::kUpgrade},
+    {"rollback.set-default", Cycle::kRollback},
+    {"rollback.save-object", Cycle::kRollback},
+    {"rollback.reboot", Cycle::kRollback},
+    {"abort.stateroots", Cycle::kAbort},
+    {"abort.workspace", Cycle::kAbort},
+    {"abort.annotations", Cycle::kAbort},
+};
+
+class CrashMatrixTest : public UpgradeTest, public ::testing::WithParamInterface<KillPoint> {
+ protected:
+  // Restarts a crashed daemon (without the failpoint) and boots after a reboot request.
+  void Supervise() {
+    if (auto code = host_->Exited()) {
+      ASSERT_EQ(*code, 137) << "the daemon exited by itself with " << *code;
+      ++crashes_;
+      host_->SetDaemonEnv({});
+      const std::string step = GetParam().step;
+      if (!pivoted_ && step != "upgrade.seal" && step != "upgrade.reboot") {
+        // Before the pivot the booted deployment stays the default.
+        EXPECT_EQ(Deployments(host_->sysroot()).at(0).stateroot, host_->BootedStateroot())
+            << "after a kill at " << GetParam().step;
+      }
+      host_->Start();
+    }
+    if (host_->Reboots() > reboots_seen_) {
+      reboots_seen_ = host_->Reboots();
+      pivoted_ = true;
+      host_->Reboot();
+    }
+  }
+  Json Until(const std::function<bool(const Json&)>& pred, const std::string& what) {
+    return host_->WaitFor(pred, what, std::chrono::seconds(120), [this] { Supervise(); });
+  }
+  static bool Failed(const Json& o) {
+    for (const char* t : {"PrepCompleted", "UpgradeCompleted", "RollbackCompleted"}) {
+      if (AgentHost::ConditionStatus(o, t) == "False") return true;
+    }
+    return false;
+  }
+  // A clean Failed: abort, and nothing of the upgrade is left.
+  void AbortAndExpectNothingLeft() {
+    host_->Patch({{"spec", {{"stage", "Idle"}}}});
+    Until(Cond("Idle"), "Idle after abort");
+    EXPECT_EQ(Stateroots(host_->sysroot()), (std::vector<std::string>{"rhcos"}));
+    for (const auto& d : Deployments(host_->sysroot())) EXPECT_FALSE(d.pinned);
+    EXPECT_FALSE(fs::exists(host_->sysroot() / "ostree/lca-prep"));
+  }
+
+  int crashes_ = 0;
+  int reboots_seen_ = 0;
+  bool pivoted_ = false;
+};
+
+TEST_P(CrashMatrixTest, KilledAtAStepConverges) {
+  const KillPoint kp = GetParam();
+  host_->SetDaemonEnv({{"LCA_FAILPOINTS", std::string("step.") + kp.step + "=crash"}});
+  host_->Start();
+  host_->Patch(PrepPatch());
+  auto o = Until([](const Json& j) { return Cond("PrepCompleted")(j) || Failed(j); }, "Prep");
+  ASSERT_FALSE(Failed(o)) << o.dump(2);
+  if (kp.cycle == Cycle::kAbort) {
+    AbortAndExpectNothingLeft();
+  } else {
+    host_->Patch({{"spec", {{"stage", "Upgrade"}}}});
+    o = Until([](const Json& j) { return Cond("UpgradeCompleted")(j) || Failed(j); }, "Upgrade");
+    if (Failed(o)) {
+      // Only a kill between the seal and the reboot request may end here (the sealed record
+      // is what this stateroot shows if it runs again without the reboot).
+      EXPECT_EQ(std::string(kp.step), "upgrade.reboot") << o.dump(2);
+      EXPECT_EQ(host_->BootedStateroot(), "rhcos");
+      AbortAndExpectNothingLeft();
+    } else if (kp.cycle == Cycle::kRollback) {
+      host_->Patch({{"spec", {{"stage", "Rollback"}}}});
+      Until(Cond("RollbackCompleted"), "RollbackCompleted");
+      EXPECT_EQ(host_->BootedStateroot(), "rhcos");
+      host_->Patch({{"spec", {{"stage", "Idle"}}}});
+      Until(Cond("Idle"), "Idle");
+      EXPECT_EQ(Stateroots(host_->sysroot()), (std::vector<std::string>{"rhcos"}));
+      for (const auto& d : Deployments(host_->sysroot())) EXPECT_FALSE(d.pinned);
+    } else {
+      host_->Patch({{"spec", {{"stage", "Idle"}}}});
+      Until(Cond("Idle"), "Idle");
+      EXPECT_EQ(host_->BootedStateroot(), AgentHost::kTarget);
+      EXPECT_EQ(Stateroots(host_->sysroot()), (std::vector<std::string>{AgentHost::kTarget}));
+      for (const auto& d : Deployments(host_->sysroot())) EXPECT_FALSE(d.pinned);
+    }
+  }
+  EXPECT_EQ(crashes_, 1) << "the failpoint at " << kp.step << " never fired";
+}
+
+INSTANTIATE_TEST_SUITE_P(Steps, CrashMatrixTest, ::testing::ValuesIn(kKillPoints),
+                         [](const auto& param_info) {
+                           std::string n = param_info.param.step;
+                           for (char& c : n) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return n;
+                         });
+
+TEST(CrashMatrixSize, AtLeastThirtyKillPoints) {
+  const size_t n = std::size(kKillPoints);
+  std::cout << "crash matrix: " << n << " kill points (Prep, Upgrade, Rollback, cleanup)\n";
+  EXPECT_GE(n, 30u);
+}
+
+}  // namespace
+}  // namespace lca
