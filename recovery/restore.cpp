@@ -196,10 +196,12 @@ class Engine {
       return;
     }
     journal.Running(name);
-    LCA_FAILPOINT("recovery.restore." + name);
     spdlog::info("restore: {}", name);
     const auto start = std::chrono::steady_clock::now();
-    WithContext(name, std::forward<F>(f));
+    WithContext(name, [&] {
+      LCA_FAILPOINT("recovery.restore." + name);
+      f();
+    });
     journal.Finished(name);
     spdlog::info("restore: {} done in {} ms", name,
                  std::chrono::duration_cast<std::chrono::milliseconds>(

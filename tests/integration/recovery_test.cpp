@@ -498,6 +498,27 @@ TEST_F(RecoveryTest, RefusesUnpinnedMissingAndCorruptedBackups) {
   EXPECT_NE(r.err.find("missing kubelet/"), std::string::npos) << r.err;
 }
 
+// A step that fails leaves SELinux as it was, and --resume retries from that step without
+// redoing the ones already done (the crio wipe is not repeated).
+TEST_F(RecoveryTest, FailedStepSetsSelinuxBackAndResumeSkipsFinishedSteps) {
+  ASSERT_EQ(Backup().code, 0);
+  ChangeHost();
+  Result r = Restore({}, "recovery.restore.files.etc=error");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("files.etc: failpoint recovery.restore.files.etc"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(Join(HookCalls()),
+            "getenforce\nsetenforce 0\nsystemctl stop kubelet.service\ncrictl rmp -fa\n"
+            "systemctl stop crio.service\ncrio wipe -f\nsetenforce 1\n");
+  fs::remove(tmp_ / "hook.log");
+  r = Restore({"--resume"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(Join(HookCalls()),
+            "setenforce 0\nsystemctl daemon-reload\nsystemctl disable kubelet.service\n"
+            "setenforce 1\n");
+  EXPECT_EQ(Read(root_ / "etc/hosts"), "127.0.0.1 localhost\n");
+}
+
 // A kill at every restore step, then --resume (again after the "reboot"), ends where an
 // uninterrupted restore does, with SELinux enforcing again.
 TEST_F(RecoveryTest, KillAtEveryRestoreStepThenResumeConverges) {
