@@ -4,9 +4,12 @@
 # and drives it with lcactl alone, printing `lcactl status` at each step. It never touches the
 # machine's /sysroot, /var/lib/lca, /run/lca or /var/lib/containers, and cleans up after itself.
 #
-# What it walks is what this build does: Prep builds the new stateroot from the seed for real;
-# pre-caching and the Upgrade/pivot land with the following issues, and until then the agent
-# says so rather than pretending.
+# Two runs: Prep -> Upgrade -> (simulated) reboot -> Idle, then an upgrade whose post-pivot hook
+# is broken, which the init monitor rolls back after initMonitorTimeoutSeconds: 5, and Idle
+# aborts. A reboot is simulated as TESTBED.md describes: the agent's reboot command records the
+# request; the demo stops the agent, boots the default boot entry's options line and starts the
+# agent again with that stateroot's var/lib/lca as its state dir (/var/lib/lca on a real host).
+# The seed's image list is not in the demo registry, so pre-caching is switched off here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -28,10 +31,14 @@ work=$(mktemp -d /var/tmp/lca-demo.XXXXXX)
 export HOME=$work/home XDG_RUNTIME_DIR=$work/home/run DOCKER_CONFIG=$work/home/.docker
 mkdir -p "$XDG_RUNTIME_DIR" "$DOCKER_CONFIG"
 agent_pid=""
-cleanup() {
+stop_agent() {
   if [ -n "$agent_pid" ] && kill -0 "$agent_pid" 2>/dev/null; then
     kill -TERM "$agent_pid"; wait "$agent_pid" || true
   fi
+  agent_pid=""
+}
+cleanup() {
+  stop_agent
   "$root/scripts/testbed/registry.sh" stop "$work/registry" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -41,16 +48,15 @@ lcactl() { "$build/agent/cli/lcactl" --socket "$work/lca.sock" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ lcactl %s\n' "$*"; lcactl "$@"; }
 
-step "Test bed: a registry with a password, a host at 4.14.1, a seed host at 4.15.2"
+step "Test bed: a registry with a password and a seed host at 4.15.2"
 addr=$("$root/scripts/testbed/registry.sh" start "$work/registry" --htpasswd seed:demo-secret | tail -1)
-"$root/scripts/testbed/make-sysroot.sh" "$work/host" --version 4.14.1 >/dev/null 2>>"$work/testbed.log"
 "$root/scripts/testbed/make-sysroot.sh" "$work/seedhost" --version 4.15.2 >/dev/null 2>>"$work/testbed.log"
 seed_dep=$(ls -d "$work"/seedhost/sysroot/ostree/deploy/rhcos/deploy/*.0)
 echo "configured on the seed host" >"$seed_dep/etc/seed-added.conf"
 rm "$seed_dep/etc/deprecated.conf"
 mkdir -p "$work/seedhost/sysroot/ostree/deploy/rhcos/var/lib/demo"
 echo "data from the seed's /var" >"$work/seedhost/sysroot/ostree/deploy/rhcos/var/lib/demo/hello"
-echo "registry $addr; host $work/host/sysroot booted with: $(cat "$work/host/cmdline")"
+echo "registry $addr"
 
 step "Build the seed with lcactl seed create and push it"
 printf '$ lcactl seed create --sysroot %s --version 4.15.2 --image %s\n' \
@@ -60,17 +66,68 @@ printf '$ lcactl seed create --sysroot %s --version 4.15.2 --image %s\n' \
   --registries-conf "$work/registry/registries.conf" --policy "$work/registry/policy.json" \
   --karg rcupdate.rcu_normal_after_boot=0 --work-dir "$work" 2>/dev/null
 
-step "Start lifecycle-agent on the throwaway host"
-mkdir -p "$work/etc/secrets/seed-pull-secret"
+# The host the agent runs on: $host (made by make-sysroot.sh), booted with $cmdline.
+host="" cmdline="" boots=0
+start_agent() {
+  local stateroot
+  stateroot=$(sed -n 's/.*ostree=\([^ ]*\).*/\1/p' "$cmdline" | cut -d/ -f4)
+  "$build/agent/daemon/lifecycle-agent" --sysroot "$host/sysroot" --proc-cmdline "$cmdline" \
+    --state-dir "$host/sysroot/ostree/deploy/$stateroot/var/lib/lca" --socket "$work/lca.sock" \
+    --config "$work/none.yaml" --config-dir "$work/etc" --hooks-dir "$host/hooks" \
+    --registries-conf "$work/registry/registries.conf" \
+    --signature-policy "$work/registry/policy.json" --precache-disabled \
+    --reboot-command "$work/bin/reboot" --systemctl-command "$work/bin/systemctl" \
+    2>>"$work/agent.log" &
+  agent_pid=$!
+  for _ in $(seq 100); do lcactl get ibu -o name >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "demo: lifecycle-agent did not start; see $work/agent.log" >&2
+  exit 1
+}
+# The simulated reboot: the default entry (highest ostree-N) becomes the kernel command line.
+reboot_host() {
+  stop_agent
+  local entry
+  entry=$(ls "$host"/sysroot/boot/loader/entries/ostree-*.conf | sort -t- -k2 -n | tail -1)
+  boots=$((boots + 1))
+  cmdline=$work/cmdline-$boots
+  sed -n 's/^options //p' "$entry" >"$cmdline"
+  echo "-- reboot: booting $(basename "$entry"): $(cat "$cmdline")"
+  start_agent
+}
+wait_reboot_request() {
+  for _ in $(seq 600); do
+    [ "$(cat "$work/reboots.log" 2>/dev/null | wc -l)" -gt "$1" ] && return
+    sleep 0.2
+  done
+  echo "demo: no reboot was requested" >&2
+  exit 1
+}
+new_host() {
+  host=$work/$1
+  "$root/scripts/testbed/make-sysroot.sh" "$host" --version 4.14.1 >/dev/null 2>>"$work/testbed.log"
+  mkdir -p "$host/hooks/pre-pivot.d" "$host/hooks/post-pivot.d"
+  cmdline=$host/cmdline
+}
+hook() {  # hook PHASE NAME BODY
+  printf '#!/bin/sh\n%s\n' "$3" >"$host/hooks/$1.d/$2"
+  chmod 0755 "$host/hooks/$1.d/$2"
+}
+prep_patch() {
+  printf '{"spec":{"stage":"Prep","seedImageRef":{"version":"4.15.2","image":"%s","pullSecretRef":{"name":"seed-pull-secret"}}%s}%s}' \
+    "$addr/ibu/seed:4.15.2" "$1" "$2"
+}
+
+mkdir -p "$work/etc/secrets/seed-pull-secret" "$work/bin"
 cp "$work/registry/auth.json" "$work/etc/secrets/seed-pull-secret/.dockerconfigjson"
 : >"$work/none.yaml"
-"$build/agent/daemon/lifecycle-agent" --state-dir "$work/state" --socket "$work/lca.sock" \
-  --sysroot "$work/host/sysroot" --proc-cmdline "$work/host/cmdline" --config "$work/none.yaml" \
-  --config-dir "$work/etc" --registries-conf "$work/registry/registries.conf" \
-  --signature-policy "$work/registry/policy.json" 2>"$work/agent.log" &
-agent_pid=$!
-for _ in $(seq 100); do lcactl get ibu -o name >/dev/null 2>&1 && break; sleep 0.1; done
-show get ibu
+printf '#!/bin/sh\necho "reboot requested: $*" >&2\necho "$*" >>"%s"\n' "$work/reboots.log" >"$work/bin/reboot"
+printf '#!/bin/sh\necho "$*" >>"%s"\n' "$work/systemctl.log" >"$work/bin/systemctl"
+chmod 0755 "$work/bin/reboot" "$work/bin/systemctl"
+
+step "Run 1: start lifecycle-agent on a host at 4.14.1"
+new_host host
+hook post-pivot 10-hello 'echo "post-pivot hook: running in $LCA_BOOTED_STATEROOT"'
+start_agent
 show status
 
 step "Upgrade is not a valid next stage from Idle: the agent says so in status"
@@ -83,28 +140,60 @@ show patch ibu upgrade --type=merge -p '{"spec":{"stage":"Deploy"}}' || true
 show patch ibu upgrade --type=merge -p '{"status":{"conditions":[]}}' || true
 
 step "Prep: the new stateroot from the seed"
-show patch ibu upgrade --type=merge -p "{\"spec\":{\"stage\":\"Prep\",\"seedImageRef\":{\"version\":\"4.15.2\",\"image\":\"$addr/ibu/seed:4.15.2\",\"pullSecretRef\":{\"name\":\"seed-pull-secret\"}}}}"
+show patch ibu upgrade --type=merge -p "$(prep_patch "" "")"
 show wait ibu --for=condition=PrepCompleted --timeout=5m
 show status
 echo
 echo "The host now (the booted deployment is still the default):"
-ostree admin status --sysroot="$work/host/sysroot"
-grep -h '^options' "$work"/host/sysroot/boot/loader/entries/*.conf | sed 's/^/  boot entry: /'
-new=$(ls -d "$work"/host/sysroot/ostree/deploy/rhcos_4.15.2/deploy/*.0)
+ostree admin status --sysroot="$host/sysroot"
+new=$(ls -d "$host"/sysroot/ostree/deploy/rhcos_4.15.2/deploy/*.0)
 echo "  new /etc/seed-added.conf: $(cat "$new/etc/seed-added.conf")"
 echo "  new /etc/deprecated.conf: $(test -e "$new/etc/deprecated.conf" && echo present || echo deleted, as the seed says)"
-echo "  new /var/lib/demo/hello:  $(cat "$work/host/sysroot/ostree/deploy/rhcos_4.15.2/var/lib/demo/hello")"
+echo "  new /var/lib/demo/hello:  $(cat "$host/sysroot/ostree/deploy/rhcos_4.15.2/var/lib/demo/hello")"
 
-step "Upgrade: this build has no Upgrade handler yet, and the agent says so"
+step "Upgrade: hand over to the new stateroot, pin the old deployment, set the default, reboot"
 show patch ibu upgrade --type=merge -p '{"spec":{"stage":"Upgrade"}}'
-show wait ibu --for=condition=UpgradeCompleted=False --timeout=30s
-show get ibu
+wait_reboot_request 0
+ostree admin status --sysroot="$host/sysroot"
+reboot_host
+show wait ibu --for=condition=UpgradeCompleted --timeout=2m
+show status
 
-step "Abort: back to Idle, the new stateroot removed"
+step "Idle: finalize removes the old stateroot and the pin"
 show patch ibu upgrade --type=merge -p '{"spec":{"stage":"Idle"}}'
 show wait ibu --for=condition=Idle --timeout=2m
 show status
-ostree admin status --sysroot="$work/host/sysroot"
+ostree admin status --sysroot="$host/sysroot"
+stop_agent
+
+step "Run 2: a broken post-pivot hook, initMonitorTimeoutSeconds 5: the init monitor rolls back"
+new_host host2
+hook post-pivot 10-broken 'echo "post-pivot hook: the new release does not come up" >&2; exit 1'
+start_agent
+# post-reboot-config Disabled: the hook's failure does not roll back by itself; the init
+# monitor's timeout does.
+show patch ibu upgrade --type=merge -p "$(prep_patch ',"autoRollbackOnFailure":{"initMonitorTimeoutSeconds":5}' \
+  ',"metadata":{"annotations":{"auto-rollback-on-failure.lca.openshift.io/post-reboot-config":"Disabled"}}')"
+show wait ibu --for=condition=PrepCompleted --timeout=5m
+show patch ibu upgrade --type=merge -p '{"spec":{"stage":"Upgrade"}}'
+wait_reboot_request 1
+reboot_host
+show wait ibu --for=condition=UpgradeCompleted=False --timeout=2m
+show status
+printf '$ lcactl init-monitor --monitor   # what lca-init-monitor.service runs after the pivot\n'
+"$build/agent/cli/lcactl" init-monitor --monitor --config "$work/none.yaml" \
+  --sysroot "$host/sysroot" --state-dir "$host/sysroot/ostree/deploy/rhcos_4.15.2/var/lib/lca" \
+  --proc-cmdline "$cmdline" --reboot-command "$work/bin/reboot" 2>&1 | sed 's/^/  /'
+reboot_host
+show wait ibu --for=condition=UpgradeCompleted=False --timeout=1m
+show status
+
+step "Idle: abort removes the new stateroot and the pin"
+show patch ibu upgrade --type=merge -p '{"spec":{"stage":"Idle"}}'
+show wait ibu --for=condition=Idle --timeout=2m
+show status
+ostree admin status --sysroot="$host/sysroot"
+stop_agent
 
 step "The agent's log"
 cat "$work/agent.log"
