@@ -305,18 +305,5 @@ TEST_F(PrecachePullerTest, StorageCleanupRemovesDanglingFirstInBatchesAndKeepsWh
   EXPECT_TRUE(none.removed.empty());
 }
 
-TEST_F(PrecachePullerTest, ManifestListIsResolvedToThisMachinesImage) {
-  const std::string list =
-      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",
-    "manifests":[{"digest":"sha256:aa","platform":{"os":"linux","architecture":"s390x-other"}},
-                 {"digest":"sha256:bb","platform":{"os":"linux","architecture":")" +
-      stateroot::HostOciArchitecture() + R"("}}]})";
-  std::string platform;
-  const ImageLayers l = ParseManifest("x/y:z", list, stateroot::HostOciArchitecture(), &platform);
-  EXPECT_EQ(platform, "sha256:bb");
-  EXPECT_TRUE(l.digests.empty());
-  EXPECT_THROW(ParseManifest("x/y:z", list, "riscv-none", &platform), Error);
-}
-
 }  // namespace
 }  // namespace lca::precache

@@ -9,6 +9,8 @@
 #include "precache/job.hpp"
 #include "precache/mirrors.hpp"
 #include "precache/sources.hpp"
+#include "precache/space_plan.hpp"
+#include "stateroot/oci_layout.hpp"
 
 namespace lca::precache {
 namespace {
@@ -249,6 +251,19 @@ items:
 spec: {imageDigestMirrors: [{source: "https://x", mirrors: [a]}]})",
                                     "bad.yaml"),
                Error);
+}
+
+TEST(PrecacheSources, ManifestListIsResolvedToThisMachinesImage) {
+  const std::string list =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",
+    "manifests":[{"digest":"sha256:aa","platform":{"os":"linux","architecture":"s390x-other"}},
+                 {"digest":"sha256:bb","platform":{"os":"linux","architecture":")" +
+      stateroot::HostOciArchitecture() + R"("}}]})";
+  std::string platform;
+  const ImageLayers l = ParseManifest("x/y:z", list, stateroot::HostOciArchitecture(), &platform);
+  EXPECT_EQ(platform, "sha256:bb");
+  EXPECT_TRUE(l.digests.empty());
+  EXPECT_THROW(ParseManifest("x/y:z", list, "riscv-none", &platform), Error);
 }
 
 TEST(PrecacheJob, StatesAndExitCodes) {
