@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/error.hpp"
+#include "common/failpoint.hpp"
 
 namespace lca::precache {
 namespace {
@@ -141,6 +142,8 @@ PullResult PullImages(ProcessRunner& runner, const PodmanConfig& podman,
       spdlog::error("precache: failed to pull {}: {}", it.image, error);
     }
     if (hooks.progress) hooks.progress(result);
+    // Tests kill the daemon here ("N*crash") to show a restarted Prep resumes the pre-cache.
+    LCA_FAILPOINT("precache.image-done");
   };
   auto ready = [&](const Task& t, Clock::time_point now) {
     if (t.done || t.in_flight || t.not_before > now) return false;

@@ -10,7 +10,9 @@
 
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -149,7 +151,8 @@ class PrecachePrepTest : public ::testing::Test {
   std::string Socket() const { return (tmp_ / "run/lca.sock").string(); }
   fs::path Workspace() const { return tmp_ / "state/workspace"; }
 
-  void StartDaemon(const std::vector<std::string>& extra = {}) {
+  void StartDaemon(const std::vector<std::string>& extra = {},
+                   const std::map<std::string, std::string>& extra_env = {}) {
     std::vector<std::string> argv = {kDaemon,
                                      "--state-dir",
                                      (tmp_ / "state").string(),
@@ -180,6 +183,7 @@ class PrecachePrepTest : public ::testing::Test {
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto env = test::ContainerToolEnv(tmp_ / "home");
     env["OSTREE_SYSROOT_DEBUG"] = "mutable-deployments";
+    env.insert(extra_env.begin(), extra_env.end());
     daemon_ = std::make_unique<test::ChildProcess>();
     daemon_->Start(argv, env, (tmp_ / "daemon.log").string());
     for (int i = 0; i < 500; ++i) {
@@ -291,6 +295,30 @@ TEST_F(PrecachePrepTest, PrepPreCachesTheSeedsImagesAndAbortKeepsThemForTheNextP
   EXPECT_TRUE(Contains(ReadFile(tmp_ / "daemon.log"), "20 images, 20 already present, 0 to pull"));
   EXPECT_EQ(ReadFileIfExists(status).value_or("<missing>"),
             R"({"total":20,"pulled":20,"failed":0,"failed_pulls":null})");
+  Abort();
+}
+
+// The daemon killed after the 5th image finished: started again, Prep resumes at its journaled
+// Precache step, skips what is already here and completes with the full count.
+TEST_F(PrecachePrepTest, DaemonKilledWhilePreCachingResumesAndSkipsWhatWasPulled) {
+  StartDaemon({}, {{"LCA_FAILPOINTS", "precache.image-done=5*crash"}});
+  Prep(bed->seed);
+  ASSERT_TRUE(daemon_->Wait(std::chrono::seconds(300)).has_value()) << "the failpoint did not fire";
+  daemon_.reset();
+  const std::string before = ReadFile(tmp_ / "daemon.log");
+  StartDaemon();
+  Wait("PrepCompleted");
+  EXPECT_EQ(Condition(Object(), "PrepCompleted").value("message", ""),
+            "Prep stage completed successfully");
+  const std::string log = ReadFile(tmp_ / "daemon.log").substr(before.size());
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(20 images, (\d+) already present)"))) << log;
+  EXPECT_GE(std::stoi(m[1]), 5) << log;
+  EXPECT_EQ(ReadFileIfExists(Workspace() / "precache_status.json").value_or("<missing>"),
+            R"({"total":20,"pulled":20,"failed":0,"failed_pulls":null})");
+  const Json phases = Object()["status"]["history"][0]["phases"];
+  ASSERT_EQ(phases.size(), 2u) << phases.dump();
+  EXPECT_TRUE(phases[1].contains("completionTime")) << phases.dump();
   Abort();
 }
 
