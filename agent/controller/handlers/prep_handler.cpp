@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/api/history.hpp"
+#include "agent/controller/handlers/journaled_step.hpp"
 #include "agent/store/object_store.hpp"
 #include "agent/store/step_journal.hpp"
 #include "common/atomic_file.hpp"
@@ -36,21 +37,6 @@ std::optional<sr::BootedDeployment> Booted(const fs::path& sysroot, const fs::pa
 bool Disabled(const api::ImageBasedUpgrade& ibu, const char* annotation) {
   auto it = ibu.metadata.annotations.find(annotation);
   return it != ibu.metadata.annotations.end() && it->second == "Disabled";
-}
-
-// Runs one journaled step unless the journal says it finished in an earlier run.
-template <class F>
-void Step(StageContext& ctx, const std::string& name, F&& body) {
-  if (ctx.journal.IsDone(name)) return;
-  if (ctx.cancel.Cancelled()) throw Error(Errc::kCancelled, "cancelled before " + name);
-  ctx.journal.Start(name);
-  const auto t0 = std::chrono::steady_clock::now();
-  body();
-  ctx.journal.Done(name);
-  spdlog::info(
-      "step {} done in {} ms", name,
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
-          .count());
 }
 
 // The pull secret for the seed: the Secret named in the spec (a file under the config dir in
@@ -135,7 +121,7 @@ Outcome PrepHandler::Run(StageContext& ctx) {
       return a;
     };
     const fs::path auth_path = ctx.paths.workspace() / "seed-pull-secret";
-    Step(ctx, "prep.validate-seed", [&] {
+    JournaledStep(ctx, "prep.validate-seed", [&] {
       ctx.Progress("Validating seed image " + seed.image);
       try {
         sr::TransientAuthFile auth(auth_path, secret, secret_source);
@@ -158,7 +144,7 @@ Outcome PrepHandler::Run(StageContext& ctx) {
     // 3. The stateroot, from the seed, in journaled host steps.
     ctx.StartPhase(api::phase::kStateroot);
     auto stateroot_step = [&](const std::string& name, const std::string& what, auto&& body) {
-      Step(ctx, name, [&] {
+      JournaledStep(ctx, name, [&] {
         ctx.Progress("Stateroot setup in progress: " + what);
         try {
           body();
