@@ -225,7 +225,7 @@ TEST_F(PrecachePullerTest, SpacePlanCountsSharedAndPresentLayersOnceAndFailsWith
 
   // A nearly full filesystem: 85% of 10 GiB is 8.5 GiB, 8.5 GiB - 100 KiB used -> 100 KiB left.
   const FsUsage tight{10ull << 30, (85ull << 30) / 10 - 100 * 1024, 1ull << 30};
-  plan = PlanSpace(layers, {}, 2.0, 0, 85, tight, "/var/lib/containers");
+  plan = PlanSpace(layers, {}, 2.0, 0, 85, tight, "test-storage");
   EXPECT_FALSE(plan.fits());
   try {
     RequireSpace(plan);
@@ -234,7 +234,7 @@ TEST_F(PrecachePullerTest, SpacePlanCountsSharedAndPresentLayersOnceAndFailsWith
     const std::string msg = e.what();
     EXPECT_EQ(msg.rfind("not enough space for precaching: need ", 0), 0u) << msg;
     EXPECT_NE(msg.find("100.0 KiB is available below the 85% image GC threshold on "
-                       "/var/lib/containers"),
+                       "test-storage"),
               std::string::npos)
         << msg;
   }

@@ -34,6 +34,7 @@
 #include "stateroot/oci_layout.hpp"
 #include "stateroot/seed_format.hpp"
 #include "stateroot/stateroot_setup.hpp"
+#include "tests/support/agent_host.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/registry.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -45,8 +46,8 @@ namespace {
 namespace fs = std::filesystem;
 namespace sr = stateroot;
 
-const std::string kDaemon = std::string(LCA_TEST_BINARY_DIR) + "/agent/daemon/lifecycle-agent";
-const std::string kCtl = std::string(LCA_TEST_BINARY_DIR) + "/agent/cli/lcactl";
+const std::string& kDaemon = test::kDaemonBin;
+const std::string& kCtl = test::kCtlBin;
 
 constexpr const char* kSeedVersion = "4.15.2";
 constexpr const char* kHostVersion = "4.14.1";
@@ -96,31 +97,10 @@ std::string Base64(const std::string& in) {
   return out;
 }
 
-// argv run in a private mount namespace with a tmpfs over /var/lib (see the file comment).
-std::vector<std::string> Isolated(const std::vector<std::string>& argv) {
-  std::vector<std::string> out = {"/usr/bin/unshare",
-                                  "--mount",
-                                  "--propagation",
-                                  "private",
-                                  "--",
-                                  "/bin/sh",
-                                  "-c",
-                                  "mount -t tmpfs lca-prep-test /var/lib && exec \"$0\" \"$@\""};
-  out.insert(out.end(), argv.begin(), argv.end());
-  return out;
-}
-
-// Environment for skopeo (and what runs it): nothing of the machine's user config is found.
-std::map<std::string, std::string> IsolatedEnv(const fs::path& home) {
-  fs::create_directories(home / "tmp");
-  return {{"HOME", home.string()},
-          {"XDG_CONFIG_HOME", (home / "config").string()},
-          {"XDG_RUNTIME_DIR", (home / "run").string()},
-          {"DOCKER_CONFIG", (home / "docker").string()},
-          {"REGISTRY_AUTH_FILE", (home / "no-auth.json").string()},
-          {"TMPDIR", (home / "tmp").string()},
-          {"OSTREE_SYSROOT_DEBUG", "mutable-deployments"}};
-}
+// Shared with the Upgrade tests: argv in a private mount namespace with a tmpfs over /var/lib,
+// and an environment in which nothing of the machine's user config is found.
+using test::Isolated;
+using test::IsolatedEnv;
 
 ProcessResult RunOk(const std::vector<std::string>& argv,
                     const std::map<std::string, std::string>& env = {}) {
