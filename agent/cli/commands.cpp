@@ -1,9 +1,13 @@
 #include "agent/cli/commands.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <ostream>
+#include <thread>
 
 #include "agent/api/ibu.hpp"
+#include "agent/cli/progress_view.hpp"
 #include "agent/client/unix_http_client.hpp"
 #include "agent/server/api_routes.hpp"
 #include "agent/status/render.hpp"
@@ -140,6 +144,30 @@ int Guard(std::ostream& err, F&& f) {
   }
 }
 
+// The daemon's metrics samples; empty when it has none (progress then shows words only).
+std::vector<metrics::ParsedSample> FetchSamples(const Global& g) {
+  try {
+    http::UnixHttpClient client(g.socket);
+    const auto reply = client.Request("GET", "/metrics", "", "", std::chrono::seconds(2));
+    if (reply.status != 200) return {};
+    return metrics::ParseExposition(reply.body);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+// A bar on a terminal, lines otherwise; nullopt for kNone. `lines_out` gets the lines.
+std::optional<ProgressPrinter> MakePrinter(ProgressMode mode, std::ostream& bar_out,
+                                           std::ostream& lines_out) {
+  if (mode == ProgressMode::kNone) return std::nullopt;
+  const bool terminal =
+      mode == ProgressMode::kBar || (mode == ProgressMode::kAuto && ::isatty(STDOUT_FILENO) == 1);
+  if (terminal)
+    return std::optional<ProgressPrinter>(std::in_place, bar_out, true,
+                                          TerminalWidth(STDOUT_FILENO));
+  return std::optional<ProgressPrinter>(std::in_place, lines_out, false, 0);
+}
+
 void PrintObject(const Json& j, const std::string& output, std::ostream& out) {
   if (output == "json") {
     out << j.dump(4) << "\n";
@@ -263,8 +291,42 @@ int Annotate(const Global& g, const std::vector<std::string>& args, bool overwri
   });
 }
 
+ProgressMode ParseProgressMode(const std::string& text) {
+  if (text == "auto") return ProgressMode::kAuto;
+  if (text == "bar") return ProgressMode::kBar;
+  if (text == "lines") return ProgressMode::kLines;
+  if (text == "none") return ProgressMode::kNone;
+  throw Error(Errc::kInvalid, "--progress: '" + text + "' is not one of auto, bar, lines, none");
+}
+
 int Wait(const Global& g, const std::vector<std::string>& args, const std::string& for_cond,
-         const std::string& timeout_text, std::ostream& out, std::ostream& err) {
+         const std::string& timeout_text, std::ostream& out, std::ostream& err,
+         ProgressMode progress) {
+  auto printer = MakePrinter(progress, out, err);
+  auto last_shown = std::chrono::steady_clock::now() - std::chrono::seconds(10);
+  // Called for each watch event: the object when it changed, else the previous one.
+  std::optional<api::ImageBasedUpgrade> shown;
+  auto show = [&](const Json* obj) {
+    if (!printer) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (obj == nullptr && now - last_shown < std::chrono::milliseconds(500)) return;
+    if (obj != nullptr) {
+      try {
+        shown = api::FromJson(*obj);
+      } catch (const std::exception&) {
+        return;
+      }
+    }
+    if (!shown) return;
+    last_shown = now;
+    printer->Update(ProgressFromObject(*shown, FetchSamples(g)), Now(), now);
+  };
+  struct FinishBar {
+    std::optional<ProgressPrinter>& p;
+    ~FinishBar() {
+      if (p) p->Finish();
+    }
+  } finish_bar{printer};
   return Guard(err, [&] {
     std::vector<std::string> res = args;
     if (res.size() == 1 && res[0].find('/') == std::string::npos)
@@ -323,6 +385,7 @@ int Wait(const Global& g, const std::vector<std::string>& args, const std::strin
               ok = true;
               return false;
             }
+            show(type == "ADDED" || type == "MODIFIED" ? &ev["object"] : nullptr);
             return true;
           },
           timeout);
@@ -332,6 +395,7 @@ int Wait(const Global& g, const std::vector<std::string>& args, const std::strin
     } catch (const Error& e) {
       if (e.code() != Errc::kTimeout) throw CliError{std::string("error: ") + e.what()};
     }
+    if (printer) printer->Finish();
     if (!server_error.empty()) throw CliError{server_error};
     if (!ok) {
       throw CliError{"error: timed out waiting for the condition on imagebasedupgrades/" + t.name};
@@ -353,6 +417,24 @@ int Status(const Global& g, const std::string& output, std::ostream& out, std::o
     }
     out << RenderHuman(Decode(j), Now());
     return 0;
+  });
+}
+
+int StatusWatch(const Global& g, ProgressMode progress, std::ostream& out, std::ostream& err) {
+  if (progress == ProgressMode::kNone) progress = ProgressMode::kLines;
+  auto printer = MakePrinter(progress, out, out);
+  return Guard(err, [&] {
+    for (;;) {
+      const auto ibu = Decode(CallJson(g, "GET", ObjectPath(std::string(api::kName))));
+      const ProgressState state = ProgressFromObject(ibu, FetchSamples(g));
+      if (!state.active) {
+        printer->Finish();
+        out << RenderHuman(ibu, Now());
+        return 0;
+      }
+      printer->Update(state, Now(), std::chrono::steady_clock::now());
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
   });
 }
 
@@ -383,7 +465,7 @@ _lcactl() {
     COMPREPLY=(); cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"
     words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
   }
-  local cmds="get patch annotate wait status version seed completion"
+  local cmds="get patch annotate wait status version seed completion must-gather"
   local i cmd=""
   for ((i = 1; i < cword; i++)); do
     case "${words[i]}" in
@@ -414,11 +496,12 @@ _lcactl() {
           get) COMPREPLY=($(compgen -W "-o --output --no-headers" -- "$cur")) ;;
           patch) COMPREPLY=($(compgen -W "--type -p --patch" -- "$cur")) ;;
           annotate) COMPREPLY=($(compgen -W "--overwrite lca.openshift.io/manual-cleanup-done= lca.openshift.io/trigger-reconcile= auto-rollback-on-failure.lca.openshift.io/post-reboot-config=Disabled auto-rollback-on-failure.lca.openshift.io/upgrade-completion=Disabled auto-rollback-on-failure.lca.openshift.io/init-monitor=Disabled image-cleanup.lca.openshift.io/on-prep=Disabled" -- "$cur")) ;;
-          wait) COMPREPLY=($(compgen -W "--for=condition=Idle --for=condition=PrepCompleted --for=condition=UpgradeCompleted --for=condition=RollbackCompleted --timeout=" -- "$cur")) ;;
+          wait) COMPREPLY=($(compgen -W "--for=condition=Idle --for=condition=PrepCompleted --for=condition=UpgradeCompleted --for=condition=RollbackCompleted --timeout= --progress=" -- "$cur")) ;;
         esac
       fi ;;
-    status) COMPREPLY=($(compgen -W "-o --output" -- "$cur")) ;;
+    status) COMPREPLY=($(compgen -W "-o --output --watch --progress" -- "$cur")) ;;
     completion) COMPREPLY=($(compgen -W "bash" -- "$cur")) ;;
+    must-gather) COMPREPLY=($(compgen -W "-o --output --state-dir --sysroot --config --config-dir --containers-root --log-file --log-lines" -- "$cur")) ;;
     seed) COMPREPLY=($(compgen -W "create --sysroot --deployment --version --image --containers-list --karg --authfile --registries-conf --policy --release-registry --work-dir" -- "$cur")) ;;
   esac
 }

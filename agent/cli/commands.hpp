@@ -23,9 +23,19 @@ int Patch(const Global& g, const std::vector<std::string>& args, const std::stri
           const std::string& patch, std::ostream& out, std::ostream& err);
 int Annotate(const Global& g, const std::vector<std::string>& args, bool overwrite,
              std::ostream& out, std::ostream& err);
+// How wait and status --watch show progress (agent/cli/progress_view.hpp): kAuto draws a bar
+// when stdout is a terminal and prints plain lines otherwise (wait: to `err`, so its stdout
+// stays "condition met" for scripts).
+enum class ProgressMode { kNone, kAuto, kBar, kLines };
+// "auto", "bar", "lines", "none"; throws lca::Error kInvalid.
+ProgressMode ParseProgressMode(const std::string& text);
+
 int Wait(const Global& g, const std::vector<std::string>& args, const std::string& for_cond,
-         const std::string& timeout, std::ostream& out, std::ostream& err);
+         const std::string& timeout, std::ostream& out, std::ostream& err,
+         ProgressMode progress = ProgressMode::kNone);
 int Status(const Global& g, const std::string& output, std::ostream& out, std::ostream& err);
+// `lcactl status --watch`: progress until no work is in progress, then the status page.
+int StatusWatch(const Global& g, ProgressMode progress, std::ostream& out, std::ostream& err);
 int Version(const Global& g, std::ostream& out, std::ostream& err);
 
 // `lcactl seed create`: local, no daemon involved.

@@ -7,6 +7,7 @@
 #include "agent/cli/precache_commands.hpp"
 #include "agent/cli/recovery_commands.hpp"
 #include "agent/cli/init_monitor_command.hpp"
+#include "agent/cli/must_gather.hpp"
 #include "common/error.hpp"
 #include "common/logging.hpp"
 #include "common/timeutil.hpp"
@@ -47,10 +48,42 @@ int main(int argc, char** argv) {
   wait->add_option("--for", for_cond, "condition=NAME[=True|False]")->required();
   wait->add_option("--timeout", timeout, "give up after this long (30s, 5m, 2h)")
       ->capture_default_str();
+  std::string progress = "auto";
+  auto progress_check = CLI::IsMember({"auto", "bar", "lines", "none"});
+  wait->add_option("--progress", progress,
+                   "auto (a bar on a terminal, lines on stderr otherwise), bar, lines, none")
+      ->capture_default_str()
+      ->check(progress_check);
 
   auto* status =
       app.add_subcommand("status", "Human view: stage, conditions, valid next stages, history");
   status->add_option("-o,--output", output, "json or yaml instead of the human view");
+  bool watch = false;
+  status->add_flag("-w,--watch", watch,
+                   "follow the work in progress (a bar on a terminal, timestamped lines "
+                   "otherwise), then show the status");
+  status->add_option("--progress", progress, "with --watch: auto, bar or lines")
+      ->capture_default_str()
+      ->check(progress_check);
+
+  auto* gather = app.add_subcommand(
+      "must-gather",
+      "Write a .tar.gz for support: object, journal, log, deployments, disk, config");
+  lca::cli::MustGatherOptions mg;
+  gather->add_option("-o,--output", mg.output,
+                     "archive to write (default ./must-gather-<UTC time>.tar.gz)");
+  gather->add_option("--state-dir", mg.state_dir, "lifecycle-agent's state dir")
+      ->capture_default_str();
+  gather->add_option("--sysroot", mg.sysroot, "the ostree sysroot")->capture_default_str();
+  gather->add_option("--config", mg.config_file, "lifecycle-agent's config file")
+      ->capture_default_str();
+  gather->add_option("--config-dir", mg.config_dir, "the config dir (secrets/ is never read)")
+      ->capture_default_str();
+  gather->add_option("--containers-root", mg.containers_root, "containers storage")
+      ->capture_default_str();
+  gather->add_option("--log-file", mg.log_file,
+                     "the daemon's log file, used when journalctl has no lifecycle-agent entries");
+  gather->add_option("--log-lines", mg.log_lines, "log lines to keep")->capture_default_str();
 
   auto* version = app.add_subcommand("version", "Client and server versions");
   auto* seed = app.add_subcommand("seed", "Seed images");
@@ -104,8 +137,23 @@ int main(int argc, char** argv) {
   if (*get) return lca::cli::Get(g, res, output, no_headers, std::cout, std::cerr);
   if (*pat) return lca::cli::Patch(g, res, patch_type, patch, std::cout, std::cerr);
   if (*ann) return lca::cli::Annotate(g, res, overwrite, std::cout, std::cerr);
-  if (*wait) return lca::cli::Wait(g, res, for_cond, timeout, std::cout, std::cerr);
+  if (*wait) {
+    return lca::cli::Wait(g, res, for_cond, timeout, std::cout, std::cerr,
+                          lca::cli::ParseProgressMode(progress));
+  }
+  if (*status && watch) {
+    if (!output.empty()) {
+      std::cerr << "error: --watch shows progress for people; it takes no -o\n";
+      return 1;
+    }
+    return lca::cli::StatusWatch(g, lca::cli::ParseProgressMode(progress), std::cout, std::cerr);
+  }
   if (*status) return lca::cli::Status(g, output, std::cout, std::cerr);
+  if (*gather) {
+    mg.socket = g.socket;
+    mg.request_timeout = g.request_timeout;
+    return lca::cli::MustGatherCommand(mg, std::cout, std::cerr);
+  }
   if (*version) return lca::cli::Version(g, std::cout, std::cerr);
   if (*seed_create) {
     lca::SetupLogging("lcactl", "info", lca::LogTarget::kStderr);

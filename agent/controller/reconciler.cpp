@@ -9,8 +9,24 @@
 #include "agent/store/object_store.hpp"
 #include "agent/store/step_journal.hpp"
 #include "common/error.hpp"
+#include "common/logging.hpp"
+#include "stateroot/boot_cmdline.hpp"
 
 namespace lca {
+namespace {
+
+// The journal fields a stage's records carry: the stage and, once a seed is named, the
+// stateroot the upgrade deploys (the "deployment" an operator greps for).
+LogFields StageLogFields(const api::ImageBasedUpgrade& ibu) {
+  LogFields f = {{"LCA_STAGE", std::string(api::StageName(ibu.spec.stage))}};
+  if (!ibu.spec.seed_image_ref.version.empty()) {
+    f.emplace_back("LCA_DEPLOYMENT",
+                   stateroot::StaterootNameForVersion(ibu.spec.seed_image_ref.version));
+  }
+  return f;
+}
+
+}  // namespace
 
 namespace annotation {
 constexpr const char* kManualCleanupDone = "lca.openshift.io/manual-cleanup-done";
@@ -146,8 +162,17 @@ void Reconciler::ApplyFinishedWork() {
                         " returned unexpected outcome " + std::string(OutcomeName(outcome->kind)));
     effect = LookupTransition(work, OutcomeKind::kFailed);
   }
-  spdlog::info("{}: {} -> {}{}{}", WorkName(work), OutcomeName(outcome->kind), EffectName(*effect),
-               outcome->message.empty() ? "" : ": ", outcome->message);
+  {
+    const auto obj = deps_.store.Get();
+    LogFields fields = StageLogFields(obj);
+    fields.emplace_back("LCA_WORK", std::string(WorkName(work)));
+    fields.emplace_back("LCA_OUTCOME", std::string(OutcomeName(outcome->kind)));
+    fields.emplace_back("LCA_TRANSITION", std::string(EffectName(*effect)));
+    LogEvent(
+        spdlog::level::info, message_id::kStageTransition, fields,
+        fmt::format("{}: {} -> {}{}{}", WorkName(work), OutcomeName(outcome->kind),
+                    EffectName(*effect), outcome->message.empty() ? "" : ": ", outcome->message));
+  }
   if (outcome->kind == OutcomeKind::kRebooting) {
     // The host is going down; running the work again in this boot would reboot twice.
     std::lock_guard lock(mu_);
@@ -210,8 +235,11 @@ void Reconciler::Pass() {
     }
     if (api::IsTransitionRequested(obj)) {
       const bool ok = api::ValidateStageTransition(obj, after_pivot, Now());
-      spdlog::info("transition to {} requested: {}", api::StageName(obj.spec.stage),
-                   ok ? "accepted" : "InvalidTransition");
+      LogFields fields = StageLogFields(obj);
+      fields.emplace_back("LCA_TRANSITION", ok ? "accepted" : "InvalidTransition");
+      LogEvent(spdlog::level::info, message_id::kStageTransition, fields,
+               fmt::format("transition to {} requested: {}", api::StageName(obj.spec.stage),
+                           ok ? "accepted" : "InvalidTransition"));
     }
     api::RefreshStatus(obj, after_pivot);
   });
@@ -239,7 +267,14 @@ void Reconciler::StartWorker(Work work, bool after_pivot) {
   auto cancel = worker_cancel_;
   worker_ = std::thread([this, work, after_pivot, cancel] {
     Outcome outcome;
+    // Every record of this run carries the stage, the work and the target deployment.
+    std::optional<ScopedLogFields> log_fields;
     try {
+      {
+        LogFields fields = StageLogFields(deps_.store.Get());
+        fields.emplace_back("LCA_WORK", std::string(WorkName(work)));
+        log_fields.emplace(std::move(fields));
+      }
       // History: a run of a stage is recorded once; Idle's work starts from an empty history.
       deps_.store.Update([&](api::ImageBasedUpgrade& ibu) {
         if (!ibu.status) ibu.status = api::Status{};

@@ -55,6 +55,8 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
       cfg.containers_runroot = str();
     } else if (key == "containersStorageDriver") {
       cfg.containers_storage_driver = str();
+    } else if (key == "metricsAddress") {
+      cfg.metrics_address = str();
     } else if (key == "releaseRegistry") {
       cfg.release_registry = str();
     } else if (key == "precacheConcurrency" || key == "precacheTimeoutSeconds") {
@@ -87,7 +89,7 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
                       "' (known: sysroot, stateDir, socket, socketMode, procCmdline, configDir, "
                       "containersRoot, logLevel, registriesConf, signaturePolicy, runningVersion, "
                       "nodePullSecret, containersRunroot, containersStorageDriver, precacheConcurrency, "
-                      "precacheTimeoutSeconds, precacheBestEffort, precacheDisabled, releaseRegistry, hooksDir, hookTimeoutSeconds, rebootCommand, systemctlCommand)");
+                      "precacheTimeoutSeconds, precacheBestEffort, precacheDisabled, releaseRegistry, hooksDir, hookTimeoutSeconds, rebootCommand, systemctlCommand, metricsAddress)");
     }
   }
   return cfg;

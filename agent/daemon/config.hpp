@@ -47,6 +47,9 @@ struct DaemonConfig {
   std::vector<std::string> reboot_command;
   // systemctl for stopping the init monitor after the upgrade completes.
   std::vector<std::string> systemctl_command = {"systemctl"};
+  // Prometheus metrics over TCP ("127.0.0.1:9101"; ":9101" is loopback); empty = off. The
+  // socket API serves GET /metrics regardless.
+  std::string metrics_address;
 };
 
 inline constexpr const char* kDefaultConfigFile = "/etc/lca/lifecycle-agent.yaml";

@@ -15,6 +15,8 @@
 #include "agent/controller/handlers/stateroot_cleanup.hpp"
 #include "agent/controller/handlers/upgrade_handler.hpp"
 #include "agent/controller/reconciler.hpp"
+#include "agent/metrics/collector.hpp"
+#include "agent/metrics/tcp_listener.hpp"
 #include "agent/server/api_routes.hpp"
 #include "agent/server/unix_http_server.hpp"
 #include "agent/store/object_store.hpp"
@@ -179,10 +181,22 @@ int RunDaemon(const DaemonConfig& cfg) {
   Reconciler reconciler(std::move(deps), std::move(handlers));
   store.SetClientChangeHook([&reconciler] { reconciler.Trigger(); });
 
+  metrics::MetricsRecorder metrics_recorder(cfg.state_dir);
+  auto render_metrics = [&store, &metrics_recorder] {
+    return metrics_recorder.Render(store.Get(), Now());
+  };
+  ApiOptions api_opts{LCA_VERSION};
+  api_opts.metrics = render_metrics;
+  std::unique_ptr<metrics::TcpMetricsListener> metrics_listener;
+  if (!cfg.metrics_address.empty()) {
+    metrics_listener = std::make_unique<metrics::TcpMetricsListener>(
+        metrics::ParseListenAddress(cfg.metrics_address), render_metrics);
+  }
   http::UnixHttpServer server(
       http::ServerOptions{cfg.socket, cfg.socket_mode, 1 << 20, std::chrono::seconds(60)},
-      MakeApiHandler(store, ApiOptions{LCA_VERSION}), MakeRootAuthorizer());
+      MakeApiHandler(store, api_opts), MakeRootAuthorizer());
   server.Start();
+  if (metrics_listener) metrics_listener->Start();
   reconciler.Start();
 
   // systemd's Status= line follows the object.
@@ -193,6 +207,7 @@ int RunDaemon(const DaemonConfig& cfg) {
     while (!stop_status) {
       const auto obj = store.Get();
       seen = std::stoull(obj.metadata.resource_version);
+      metrics_recorder.Observe(obj);  // rollbacks and errors are counted as they appear
       const std::string line = NotifyStatusLine(obj);
       if (line != last_line) {
         Notify("STATUS=" + line);
@@ -209,8 +224,9 @@ int RunDaemon(const DaemonConfig& cfg) {
   sigwait(&stop_signals, &sig);
   spdlog::info("received {}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   Notify("STOPPING=1");
-  store.Shutdown();   // wakes watch streams and the status thread
-  server.Stop();      // no new requests
+  store.Shutdown();  // wakes watch streams and the status thread
+  server.Stop();     // no new requests
+  if (metrics_listener) metrics_listener->Stop();
   reconciler.Stop();  // a running handler stops at its next safe point
   stop_status = true;
   status_thread.join();

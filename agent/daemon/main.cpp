@@ -59,6 +59,9 @@ int main(int argc, char** argv) {
   app.add_option("--precache-timeout", precache_timeout, "pre-cache time limit, s (default 4 h)");
   app.add_flag("--precache-best-effort", precache_best_effort, "Prep completes despite failed pulls");
   app.add_flag("--precache-disabled", precache_disabled, "no pre-cache phase in Prep");
+  std::string metrics_address;
+  app.add_option("--metrics-address", metrics_address,
+                 "serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9101; default off)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -87,6 +90,7 @@ int main(int argc, char** argv) {
     if (precache_timeout > 0) cfg.precache_timeout_seconds = precache_timeout;
     cfg.precache_best_effort = cfg.precache_best_effort || precache_best_effort;
     cfg.precache_disabled = cfg.precache_disabled || precache_disabled;
+    if (!metrics_address.empty()) cfg.metrics_address = metrics_address;
     lca::SetupLogging("lifecycle-agent", cfg.log_level);
     return lca::RunDaemon(cfg);
   } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/error.hpp"
+#include "common/logging.hpp"
 
 namespace lca::pivot {
 
@@ -31,7 +32,8 @@ void RequestReboot(ProcessRunner& runner, const std::vector<std::string>& comman
     spec.argv.push_back(std::move(arg));
   }
   spec.timeout = std::chrono::minutes(2);
-  spdlog::warn("requesting a reboot ({}): {}", rationale, fmt::join(spec.argv, " "));
+  LogEvent(spdlog::level::warn, message_id::kRebootRequest, {{"LCA_REBOOT_RATIONALE", rationale}},
+           fmt::format("requesting a reboot ({}): {}", rationale, fmt::join(spec.argv, " ")));
   const auto r = runner.Run(spec);
   if (!r.ok()) {
     throw Error(Errc::kProcess, "reboot (" + rationale + "): " + spec.argv[0] + " " + r.Describe() +

@@ -190,6 +190,16 @@ http::Handler MakeApiHandler(ObjectStore& store, ApiOptions opts) {
       sink.Send(r);
       return;
     }
+    if (p == "/metrics" && opts.metrics) {
+      http::Response r;
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      try {
+        r.body = opts.metrics();
+      } catch (const std::exception& e) {
+        return sink.Send(Failure(500, "InternalError", std::string("metrics: ") + e.what()));
+      }
+      return sink.Send(r);
+    }
     if (p == "/version") {
       sink.Send(JsonResponse(200, Json{{"lcaVersion", opts.agent_version}}));
       return;

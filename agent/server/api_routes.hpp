@@ -4,9 +4,10 @@
 //   GET   /apis/lca.openshift.io/v1/imagebasedupgrades/upgrade[?watch=true]
 //   PATCH /apis/lca.openshift.io/v1/imagebasedupgrades/upgrade   (application/merge-patch+json)
 //   POST  /apis/lca.openshift.io/v1/imagebasedupgrades           (AlreadyExists / not a singleton)
-//   GET   /healthz, /version
+//   GET   /healthz, /version, /metrics (Prometheus text, when the daemon provides it)
 // Errors are Kubernetes Status objects, so `lcactl` (and curl users) see what `oc` would show.
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,8 @@ struct ApiOptions {
   std::string agent_version;
   // Watch streams send a BOOKMARK this often so a vanished client is noticed.
   std::chrono::milliseconds watch_heartbeat{std::chrono::seconds(10)};
+  // GET /metrics: the Prometheus exposition (agent/metrics); unset = 404.
+  std::function<std::string()> metrics;
 };
 
 // A Kubernetes Status failure body.

@@ -10,6 +10,7 @@
 #include "agent/controller/stage_handler.hpp"
 #include "agent/store/step_journal.hpp"
 #include "common/error.hpp"
+#include "common/logging.hpp"
 
 namespace lca {
 
@@ -17,6 +18,7 @@ template <class F>
 void JournaledStep(StageContext& ctx, const std::string& name, F&& body) {
   if (ctx.journal.IsDone(name)) return;
   if (ctx.cancel.Cancelled()) throw Error(Errc::kCancelled, "cancelled before " + name);
+  ScopedLogFields step_fields{{"LCA_STEP", name}};  // journalctl LCA_STEP=<name>
   ctx.journal.Start(name);
   const auto t0 = std::chrono::steady_clock::now();
   body();

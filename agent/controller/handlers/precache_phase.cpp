@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "agent/api/history.hpp"
+#include "agent/metrics/progress.hpp"
 #include "agent/store/step_journal.hpp"
 #include "common/atomic_file.hpp"
 #include "common/error.hpp"
@@ -214,15 +215,18 @@ PrecachePhaseResult RunPrecachePhase(StageContext& ctx, const api::ImageBasedUpg
   auto last = std::chrono::steady_clock::now() - std::chrono::seconds(10);
   hooks.progress = [&](const pc::PullResult& r) {
     std::lock_guard lock(progress_mu);
+    metrics::ReportPrecacheBytes(r.bytes_done, r.bytes_total);  // every callback, unthrottled
     const auto now = std::chrono::steady_clock::now();
     if (now - last < std::chrono::seconds(1)) return;  // the object is not a log
     last = now;
     ctx.Progress(PrecacheProgressMessage(recorder.Snapshot(), r.bytes_done, r.bytes_total));
   };
   ctx.Progress(PrecacheProgressMessage(recorder.Snapshot(), 0, 0));
+  metrics::ReportPrecacheBytes(0, 0);
   const pc::PullResult result =
       pc::PullImages(ctx.runner, opts.podman, items, po, &recorder, hooks);
   out.pull = result;
+  metrics::ReportPrecacheBytes(result.bytes_done, result.bytes_total);
   auth.reset();  // the secret goes as soon as the pulls are done
   ctx.Progress(PrecacheProgressMessage(recorder.Snapshot(), result.bytes_done, result.bytes_total));
 

@@ -4,6 +4,7 @@
 
 #include "agent/api/history.hpp"
 #include "agent/controller/handlers/journaled_step.hpp"
+#include "agent/metrics/progress.hpp"
 #include "agent/store/object_store.hpp"
 #include "agent/store/step_journal.hpp"
 #include "common/atomic_file.hpp"
@@ -136,6 +137,8 @@ Outcome PrepHandler::Run(StageContext& ctx) {
             static_cast<uint64_t>(static_cast<double>(need.layer_bytes) * opts_.seed_expansion);
         need.margin_bytes = opts_.space_margin_bytes;
         setup->CheckSpace(need);
+        metrics::ResetProgress();  // a new Prep: /metrics starts its numbers over
+        metrics::ReportPrepBytesTotal(need.unpacked_bytes);
       } catch (const std::exception& e) {
         throw Fail("failed to validate seed image info", e);
       }
@@ -166,6 +169,7 @@ Outcome PrepHandler::Run(StageContext& ctx) {
     stateroot_step("prep.extract", "extracting the seed", [&] {
       auto last = std::chrono::steady_clock::now();
       setup->ExtractSeed([&](uint64_t written) {
+        metrics::ReportPrepBytesDone(written);
         if (ctx.cancel.Cancelled()) throw Error(Errc::kCancelled, "cancelled while extracting");
         const auto now = std::chrono::steady_clock::now();
         if (now - last < std::chrono::seconds(2)) return;
@@ -173,6 +177,7 @@ Outcome PrepHandler::Run(StageContext& ctx) {
         ctx.Progress("Stateroot setup in progress: extracting the seed (" +
                      sr::HumanBytes(written) + " written)");
       });
+      metrics::ReportPrepBytesTotal(metrics::Progress().prep_bytes_done);  // the estimate ends
     });
     // Loaded when a step needs them: a Prep resumed after its scratch dir is gone needs none.
     std::optional<sr::SeedFiles> loaded;
