@@ -15,14 +15,14 @@
 #include "recovery/backup.hpp"
 #include "recovery/layout.hpp"
 #include "recovery/restore.hpp"
+#include "recovery/settings.hpp"
 
 namespace lca::cli {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kDefaultConfig = "/etc/lca/recovery.json";
-constexpr const char* kDefaultScript = "/usr/libexec/lca/upgrade-recovery.sh";
+constexpr const char* kDefaultConfig = recovery::kDefaultSettingsFile;
 
 class Commands final : public RecoveryCommands {
  public:
@@ -157,23 +157,16 @@ class Commands final : public RecoveryCommands {
 
   // Defaults, then the config file, then the flags given.
   void HostConfig() {
-    std::string file = config_file_;
-    std::error_code ec;
-    if (file.empty() && fs::exists(kDefaultConfig, ec)) file = kDefaultConfig;
-    if (!file.empty()) {
-      config_ = ParseJson(ReadFile(file), file);
-      recovery::ApplyHostConfigJson(config_, file, &host_);
-    } else {
-      config_ = Json::object();
-    }
+    const recovery::Settings settings = recovery::LoadSettings(config_file_);
+    config_ = settings.raw;
+    host_ = settings.host;
     if (!root_.empty()) host_.root = root_;
     if (!sysroot_.empty()) host_.sysroot = sysroot_;
     if (!cmdline_.empty()) host_.proc_cmdline = cmdline_;
     if (!prefix_.empty()) host_.command_prefix = prefix_;
     if (!etcdctl_.empty()) host_.etcd.etcdctl = etcdctl_;
     if (!endpoints_.empty()) host_.etcd.endpoints = endpoints_;
-    if (script_.empty())
-      script_ = config_.value("backupRecoveryScript", std::string(kDefaultScript));
+    if (script_.empty()) script_ = recovery::BackupOptionsFrom(settings).recovery_script;
   }
 
   CLI::App* recovery_ = nullptr;

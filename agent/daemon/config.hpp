@@ -47,6 +47,10 @@ struct DaemonConfig {
   std::vector<std::string> reboot_command;
   // systemctl for stopping the init monitor after the upgrade completes.
   std::vector<std::string> systemctl_command = {"systemctl"};
+  // Take the recovery backup (lcactl recovery backup) before the pivot; its settings file
+  // (empty = /etc/lca/recovery.json when present).
+  bool recovery_backup = false;
+  std::filesystem::path recovery_config;
   // Prometheus metrics over TCP ("127.0.0.1:9101"; ":9101" is loopback); empty = off. The
   // socket API serves GET /metrics regardless.
   std::string metrics_address;

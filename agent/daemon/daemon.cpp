@@ -172,6 +172,8 @@ int RunDaemon(const DaemonConfig& cfg) {
   pivot.hook_timeout = std::chrono::seconds(cfg.hook_timeout_seconds);
   pivot.reboot_command = cfg.reboot_command;
   pivot.systemctl = cfg.systemctl_command;
+  pivot.recovery_backup = cfg.recovery_backup;
+  pivot.recovery_settings = cfg.recovery_config;
   std::vector<std::unique_ptr<StageHandler>> handlers;
   handlers.push_back(std::make_unique<PrepHandler>(prep));
   handlers.push_back(std::make_unique<UpgradeHandler>(pivot));
@@ -185,7 +187,8 @@ int RunDaemon(const DaemonConfig& cfg) {
   auto render_metrics = [&store, &metrics_recorder] {
     return metrics_recorder.Render(store.Get(), Now());
   };
-  ApiOptions api_opts{LCA_VERSION};
+  ApiOptions api_opts;
+  api_opts.agent_version = LCA_VERSION;
   api_opts.metrics = render_metrics;
   std::unique_ptr<metrics::TcpMetricsListener> metrics_listener;
   if (!cfg.metrics_address.empty()) {

@@ -45,9 +45,11 @@ CarryReport CarryAgent(const fs::path& booted_deployment, const fs::path& new_de
     if (!fs::is_regular_file(src)) continue;  // not installed here either: nothing to carry
     const std::string name = fs::path(rel).filename().string();
     const fs::path dst = new_stateroot / "var/lib/lca/bin" / name;
-    EnsureDir(dst.parent_path(), 0755);
-    WriteFileAtomic(dst, ReadFile(src), 0755);
     rewrites["/" + rel] = "/var/lib/lca/bin/" + name;
+    const std::string content = ReadFile(src);
+    if (ReadFileIfExists(dst) == content) continue;  // a resumed Upgrade: already there
+    EnsureDir(dst.parent_path(), 0755);
+    WriteFileAtomic(dst, content, 0755);
     report.carried.push_back("binary /" + rel + " -> /var/lib/lca/bin/" + name);
   }
   // 2. Units: present (rewritten when a binary moved) and enabled.

@@ -2,8 +2,6 @@
 // sysroot and the real lcactl binary; host commands (systemctl, crictl, crio, setenforce,
 // getenforce) go to a recording hook, so nothing reaches this machine's systemd or SELinux.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -24,6 +22,7 @@
 #include "recovery/tree_manifest.hpp"
 #include "stateroot/ostree_sysroot.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/etcd.hpp"
 #include "tests/support/fixture.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_sysroot.hpp"
@@ -37,74 +36,13 @@ using recovery::ScanTree;
 const fs::path kLcactl = fs::path(LCA_TEST_BINARY_DIR) / "agent/cli/lcactl";
 const fs::path kWrapper = fs::path(LCA_TEST_SOURCE_DIR) / "scripts/upgrade-recovery.sh";
 
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
+using Result = CmdResult;
+using Etcd = EtcdServer;
 
 Result RunWithEnv(const std::vector<std::string>& argv,
                   const std::map<std::string, std::string>& env) {
-  SystemProcessRunner runner;
-  const ProcessResult r = runner.Run(ProcessSpec{.argv = argv,
-                                                 .env = env,
-                                                 .timeout = std::chrono::milliseconds(120000),
-                                                 .stderr_tail_bytes = 1 << 16});
-  return {r.term_signal != 0 ? 128 + r.term_signal : r.exit_code, r.stdout_data, r.stderr_tail};
+  return RunCmd(argv, env);
 }
-
-// A real etcd on loopback with its own data dir and free ports.
-class Etcd {
- public:
-  Etcd(const fs::path& data_dir, const fs::path& log, int peer_port = 0)
-      : client_port_(FreePort()), peer_port_(peer_port != 0 ? peer_port : FreePort()) {
-    const std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
-    const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
-    proc_.Start(
-        {"/usr/bin/etcd", "--name", "default", "--data-dir", data_dir.string(),
-         "--listen-client-urls", client, "--advertise-client-urls", client, "--listen-peer-urls",
-         peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "default=" + peer},
-        {}, log.string());
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (Ctl({"endpoint", "health"}).code != 0) {
-      if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("etcd not healthy");
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  }
-  ~Etcd() { Stop(); }
-  void Stop() {
-    proc_.Signal(SIGTERM);
-    if (!proc_.Wait(std::chrono::seconds(20))) proc_.Signal(SIGKILL);
-    proc_.Wait(std::chrono::seconds(5));
-  }
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
-  Result Ctl(std::vector<std::string> args) const {
-    args.insert(args.begin(), {"etcdctl", "--endpoints=" + endpoint()});
-    return RunWithEnv(args, {{"ETCDCTL_API", "3"}});
-  }
-  void Put(const std::string& k, const std::string& v) const {
-    ASSERT_EQ(Ctl({"put", k, v}).code, 0);
-  }
-  std::string Get(const std::string& k) const {
-    return Trim(Ctl({"get", "--print-value-only", k}).out);
-  }
-
- private:
-  int client_port_, peer_port_;
-  ChildProcess proc_;
-};
 
 void SetXattr(const fs::path& p, const std::string& name, const std::string& value) {
   ASSERT_EQ(::lsetxattr(p.c_str(), name.c_str(), value.data(), value.size(), 0), 0) << p << name;

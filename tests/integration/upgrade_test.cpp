@@ -12,6 +12,7 @@
 
 #include "stateroot/ostree_sysroot.hpp"
 #include "tests/support/agent_host.hpp"
+#include "tests/support/etcd.hpp"
 
 namespace lca {
 namespace {
@@ -140,6 +141,143 @@ TEST_F(UpgradeTest, SuccessThenFinalizeRemovesTheOldStateroot) {
   ASSERT_EQ(deps.size(), 1u);
   EXPECT_FALSE(deps[0].pinned);
   EXPECT_FALSE(fs::exists(host_->StateDir() / "workspace"));
+}
+
+// extraManifests are checked at Prep (warnings into the annotation, the reference's message)
+// and exported at Upgrade; the agent, installed on the booted release and missing from the
+// seed, is carried into the new stateroot; Idle removes the annotation.
+TEST_F(UpgradeTest, ExtraManifestsWarnAtPrepExportAtUpgradeAndTheAgentIsCarried) {
+  const fs::path booted_dep =
+      host_->sysroot() / "ostree/deploy/rhcos/deploy" / (host_->host().commit() + ".0");
+  EnsureDir(booted_dep / "usr/bin", 0755);
+  EnsureDir(booted_dep / "usr/lib/systemd/system", 0755);
+  WriteFileAtomic(booted_dep / "usr/bin/lifecycle-agent", "agent-binary", 0755);
+  WriteFileAtomic(booted_dep / "usr/lib/systemd/system/lifecycle-agent.service",
+                  "[Service]\nExecStart=/usr/bin/lifecycle-agent\n", 0644);
+  EnsureDir(tmp_ / "etc/configmaps/site", 0755);
+  WriteFileAtomic(tmp_ / "etc/configmaps/site/extra.yaml",
+                  "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: site\n"
+                  "data:\n  a.yaml: |\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n"
+                  "      name: tuned\n      namespace: not-on-this-cluster\n",
+                  0644);
+  host_->Start();
+  Json prep = PrepPatch();
+  prep["spec"]["extraManifests"] = {{{"name", "extra"}, {"namespace", "site"}}};
+  host_->Patch(prep);
+  auto o = host_->WaitFor(Cond("PrepCompleted"), "PrepCompleted");
+  EXPECT_EQ(AgentHost::ConditionMessage(o, "PrepCompleted"),
+            "Prep stage completed with extramanifests validation warning. Please check the "
+            "annotation 'extra-manifest.lca.openshift.io/validation-warning' for details.");
+  EXPECT_EQ(
+      o["metadata"]["annotations"].value("extra-manifest.lca.openshift.io/validation-warning", ""),
+      "ConfigMap[tuned] - namespace not-on-this-cluster not found on cluster or not added "
+      "in configmap in right order");
+
+  host_->Patch({{"spec", {{"stage", "Upgrade"}}}});
+  host_->WaitFor([&](const Json&) { return host_->Reboots() == 1; }, "the reboot request");
+  const fs::path target = host_->sysroot() / "ostree/deploy" / AgentHost::kTarget;
+  EXPECT_NE(ReadFile(target / "var/opt/extra-manifests/group1/01_ConfigMap_tuned_not-on-this-"
+                              "cluster.yaml")
+                .find("name: tuned"),
+            std::string::npos);
+  EXPECT_EQ(ReadFile(target / "var/lib/lca/bin/lifecycle-agent"), "agent-binary");
+  const auto deps = Deployments(host_->sysroot());
+  ASSERT_EQ(deps.at(0).stateroot, AgentHost::kTarget);
+  const fs::path units = deps.at(0).dir / "etc/systemd/system";
+  EXPECT_NE(ReadFile(units / "lifecycle-agent.service")
+                .find("ExecStart=/var/lib/lca/bin/lifecycle-agent"),
+            std::string::npos);
+  EXPECT_TRUE(fs::is_symlink(units / "multi-user.target.wants/lifecycle-agent.service"));
+
+  host_->Reboot();
+  host_->WaitFor(Cond("UpgradeCompleted"), "UpgradeCompleted");
+  host_->Patch({{"spec", {{"stage", "Idle"}}}});
+  o = host_->WaitFor(Cond("Idle"), "Idle");
+  EXPECT_FALSE(o["metadata"]
+                   .value("annotations", Json::object())
+                   .contains("extra-manifest.lca.openshift.io/validation-warning"));
+}
+
+TEST_F(UpgradeTest, DisallowedExtraManifestFailsPrepBeforeAnythingIsMade) {
+  EnsureDir(tmp_ / "etc/configmaps/site", 0755);
+  WriteFileAtomic(tmp_ / "etc/configmaps/site/mc.yaml",
+                  "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mc\n  namespace: site\n"
+                  "data:\n  mc.yaml: |\n    apiVersion: machineconfiguration.openshift.io/v1\n"
+                  "    kind: MachineConfig\n    metadata:\n      name: 99-extra\n",
+                  0644);
+  host_->Start();
+  Json prep = PrepPatch();
+  prep["spec"]["extraManifests"] = {{{"name", "mc"}, {"namespace", "site"}}};
+  host_->Patch(prep);
+  const auto o = host_->WaitFor(Cond("PrepCompleted", "False"), "Prep failed");
+  EXPECT_EQ(AgentHost::ConditionMessage(o, "PrepInProgress"),
+            "failed to validate IBU spec: extraManifests: MachineConfig[99-extra] in "
+            "extramanifests is not allowed");
+  EXPECT_EQ(Stateroots(host_->sysroot()), (std::vector<std::string>{"rhcos"}));
+}
+
+// recoveryBackup: the TALM-style backup (recovery/) is the last pre-pivot step, against a real
+// etcd and a fake host tree; the upgrade then goes on as usual.
+class UpgradeWithBackupTest : public UpgradeTest {
+ protected:
+  void SetUp() override {
+    UpgradeTest::SetUp();
+    for (const std::string pod :
+         {"kube-apiserver-pod", "kube-controller-manager-pod", "kube-scheduler-pod", "etcd-pod"}) {
+      const fs::path d = root_ / "etc/kubernetes/static-pod-resources" / (pod + "-7");
+      EnsureDir(d, 0755);
+      WriteFileAtomic(d / (pod + ".yaml"), "rev 7 " + pod + "\n", 0644);
+    }
+    WriteFileAtomic(root_ / "etc/hosts", "127.0.0.1 localhost\n", 0644);
+    EnsureDir(root_ / "usr/local/bin", 0755);
+    EnsureDir(root_ / "var/lib/kubelet", 0755);
+    WriteFileAtomic(tmp_ / "hostcmd",
+                    "#!/bin/sh\necho \"$*\" >> '" + (tmp_ / "hostcmd.log").string() + "'\n", 0755);
+  }
+  void Configure(const std::string& etcd_endpoint) {
+    const Json settings = {{"root", root_.string()},
+                           {"commandPrefix", {(tmp_ / "hostcmd").string()}},
+                           {"etcdEndpoints", {etcd_endpoint}},
+                           {"backupSpaceMarginBytes", 0},
+                           {"backupRecoveryScript", ""}};
+    WriteFileAtomic(tmp_ / "recovery.json", settings.dump(2), 0600);
+    WriteFileAtomic(
+        tmp_ / "none.yaml",
+        "recoveryBackup: true\nrecoveryConfig: " + (tmp_ / "recovery.json").string() + "\n", 0644);
+  }
+  fs::path root_ = tmp_ / "root";
+};
+
+TEST_F(UpgradeWithBackupTest, BackupTakenBeforeThePivot) {
+  // Where the host keeps it: the size estimate reads its db.
+  test::EtcdServer etcd(root_ / "var/lib/etcd", tmp_ / "etcd.log");
+  etcd.Put("cluster", "state");
+  Configure(etcd.endpoint());
+  PrepUpgradeAndBoot();
+  host_->WaitFor(Cond("UpgradeCompleted"), "UpgradeCompleted");
+  const fs::path backup = root_ / "var/recovery";
+  EXPECT_TRUE(fs::exists(backup / "manifest.json"));
+  bool snapshot = false;
+  for (const auto& e : fs::directory_iterator(backup / "cluster")) {
+    snapshot = snapshot || e.path().filename().string().rfind("snapshot_", 0) == 0;
+  }
+  EXPECT_TRUE(snapshot) << "no etcd snapshot in " << backup;
+  EXPECT_EQ(ReadFile(backup / "etc/hosts"), "127.0.0.1 localhost\n");
+  EXPECT_NE(host_->DaemonLog().find("upgrade.recovery-backup"), std::string::npos);
+}
+
+TEST_F(UpgradeWithBackupTest, FailedBackupFailsTheUpgradeAndKeepsTheOldDefault) {
+  Configure("http://127.0.0.1:" + std::to_string(test::FreePort()));
+  host_->Start();
+  host_->Patch(PrepPatch());
+  host_->WaitFor(Cond("PrepCompleted"), "PrepCompleted");
+  host_->Patch({{"spec", {{"stage", "Upgrade"}}}});
+  const auto o = host_->WaitFor(Cond("UpgradeCompleted", "False"), "Upgrade failed");
+  const std::string msg = AgentHost::ConditionMessage(o, "UpgradeInProgress");
+  EXPECT_NE(msg.find("pre-upgrade recovery backup: "), std::string::npos) << msg;
+  EXPECT_EQ(host_->Reboots(), 0);
+  EXPECT_EQ(Deployments(host_->sysroot()).at(0).stateroot, "rhcos");
+  EXPECT_FALSE(fs::exists(root_ / "var/recovery/manifest.json"));
 }
 
 TEST_F(UpgradeTest, ManualRollbackThenFinalizeRemovesTheNewStateroot) {

@@ -17,6 +17,11 @@ struct PivotOptions {
   std::vector<std::string> reboot_command;  // empty = pivot::DefaultRebootCommand()
   std::vector<std::string> systemctl = {"systemctl"};
   pivot::AgentFiles agent_files;
+  // The TALM-style recovery backup (recovery/) as the last pre-pivot step before the object is
+  // handed over; the settings file as `lcactl recovery` reads it (empty = its default). Its
+  // sysroot and kernel command line default to the daemon's.
+  bool recovery_backup = false;
+  std::filesystem::path recovery_settings;
 };
 
 }  // namespace lca

@@ -5,6 +5,7 @@
 #include "agent/api/history.hpp"
 #include "agent/controller/handlers/journaled_step.hpp"
 #include "agent/metrics/progress.hpp"
+#include "agent/pivot/extra_manifests.hpp"
 #include "agent/store/object_store.hpp"
 #include "agent/store/step_journal.hpp"
 #include "common/atomic_file.hpp"
@@ -64,6 +65,34 @@ std::pair<std::string, std::string> PullSecret(const api::ImageBasedUpgrade& ibu
   return {*data, opts.node_pull_secret.string()};
 }
 
+// spec.extraManifests are checked before anything is fetched (reference-lca §3.2 item 3):
+// errors fail Prep, warnings go into the validation-warning annotation for the operator to
+// read. Re-running it (a resumed Prep) gives the same annotation; no warnings removes one left
+// from an earlier spec.
+void ValidateExtraManifestsForPrep(StageContext& ctx, const api::ImageBasedUpgrade& ibu) {
+  std::string warnings;
+  if (!ibu.spec.extra_manifests.empty()) {
+    const auto groups = pivot::LoadExtraManifests(ctx.paths.config_dir, ibu.spec.extra_manifests);
+    const auto result = pivot::ValidateExtraManifests(groups);
+    if (!result.errors.empty()) {
+      throw Error(Errc::kInvalid, "extraManifests: " + result.ErrorText());
+    }
+    warnings = result.WarningText();
+  }
+  const std::string key(pivot::kValidationWarningAnnotation);
+  const auto& now = ibu.metadata.annotations;
+  const auto it = now.find(key);
+  if (warnings.empty() ? it == now.end() : (it != now.end() && it->second == warnings)) return;
+  ctx.store.Update([&](api::ImageBasedUpgrade& obj) {
+    if (warnings.empty()) {
+      obj.metadata.annotations.erase(key);
+    } else {
+      obj.metadata.annotations[key] = warnings;
+      spdlog::warn("Prep: extraManifests validation warnings: {}", warnings);
+    }
+  });
+}
+
 }  // namespace
 
 Outcome PrepHandler::Run(StageContext& ctx) {
@@ -96,6 +125,7 @@ Outcome PrepHandler::Run(StageContext& ctx) {
                                         "lifecycle-agent config");
       }
       sr::CheckSeedVersionIsNewer(seed.version, running);
+      ValidateExtraManifestsForPrep(ctx, ibu);
     } catch (const std::exception& e) {
       throw Fail("failed to validate IBU spec", e);
     }
@@ -227,10 +257,14 @@ Outcome PrepHandler::Run(StageContext& ctx) {
                    [&] { setup->RemoveWorkDir(); });
     ctx.StopPhase(api::phase::kStateroot);
     // 4. The images the new release needs (precache_phase.hpp).
-    if (!RunPrecachePhase(ctx, ibu, opts_.precache).ran) {
-      return Outcome::Completed(kCompletedWithoutPrecache);
+    const bool precached = RunPrecachePhase(ctx, ibu, opts_.precache).ran;
+    // The reference's wording wins when there are warnings: the operator must read them before
+    // Upgrade applies the manifests.
+    if (ctx.Object().metadata.annotations.contains(
+            std::string(pivot::kValidationWarningAnnotation))) {
+      return Outcome::Completed(kCompletedWithWarnings);
     }
-    return Outcome::Completed(kCompleted);
+    return Outcome::Completed(precached ? kCompleted : kCompletedWithoutPrecache);
   } catch (const Error& e) {
     if (e.code() == Errc::kCancelled) return Outcome::Cancelled();
     // Leave nothing behind: what this Prep made goes now, not only at abort.

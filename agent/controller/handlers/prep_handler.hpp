@@ -44,6 +44,10 @@ class PrepHandler final : public StageHandler {
   static constexpr const char* kCompletedWithoutPrecache =
       "Prep stage completed successfully (stateroot ready; container images were not "
       "pre-cached: pre-caching is disabled in the lifecycle-agent configuration)";
+  // When extraManifests validation left the warning annotation (reference-lca §3.1 item 5).
+  static constexpr const char* kCompletedWithWarnings =
+      "Prep stage completed with extramanifests validation warning. Please check the "
+      "annotation 'extra-manifest.lca.openshift.io/validation-warning' for details.";
 
  private:
   PrepOptions opts_;

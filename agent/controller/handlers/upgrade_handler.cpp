@@ -16,6 +16,7 @@
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
 #include "common/timeutil.hpp"
+#include "recovery/settings.hpp"
 #include "stateroot/boot_cmdline.hpp"
 #include "stateroot/ostree_sysroot.hpp"
 
@@ -102,6 +103,18 @@ void DisableInitMonitor(ProcessRunner& runner, const std::vector<std::string>& s
   run({"daemon-reload"});
 }
 
+// Last of the pre-pivot work, so the backup holds what the hooks changed. It pins the booted
+// deployment too (the upgrade.pin step records the pin for cleanup either way) and removes only
+// the booted stateroot's other deployments, never the new stateroot's.
+void TakeRecoveryBackup(StageContext& ctx, const PivotOptions& opts) {
+  const recovery::Settings settings = recovery::LoadSettings(opts.recovery_settings);
+  recovery::BackupOptions backup = recovery::BackupOptionsFrom(settings);
+  if (backup.host.sysroot.empty()) backup.host.sysroot = ctx.paths.sysroot;
+  if (backup.host.proc_cmdline.empty()) backup.host.proc_cmdline = opts.proc_cmdline;
+  const auto result = recovery::TakeBackup(backup, ctx.runner);
+  spdlog::info("pre-upgrade recovery backup complete in {}", result.dir.string());
+}
+
 }  // namespace
 
 Outcome UpgradeHandler::Run(StageContext& ctx) {
@@ -140,6 +153,16 @@ Outcome UpgradeHandler::PrePivot(StageContext& ctx) {
     JournaledStep(ctx, "upgrade.carry-agent", [&] {
       pivot::CarryAgent(h.booted_deployment.dir, target_dep->dir, target_root, opts_.agent_files);
     });
+    if (opts_.recovery_backup) {
+      JournaledStep(ctx, "upgrade.recovery-backup", [&] {
+        ctx.Progress("Taking the pre-upgrade recovery backup");
+        try {
+          TakeRecoveryBackup(ctx, opts_);
+        } catch (const std::exception& e) {
+          throw Error(Errc::kInvalid, std::string("pre-upgrade recovery backup: ") + e.what());
+        }
+      });
+    }
     ctx.Progress(api::msg::kInProgress);
     ctx.StopPhase(api::phase::kPrePivot);
     JournaledStep(ctx, "upgrade.save-object", [&] {

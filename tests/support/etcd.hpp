@@ -1,0 +1,98 @@
+#pragma once
+// A real etcd on loopback for the tests that back it up (recovery, the Upgrade's pre-pivot
+// backup): its own data dir, free ports, torn down with the object.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/process.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/fixture.hpp"
+
+namespace lca::test {
+
+struct CmdResult {
+  int code = -1;
+  std::string out, err;
+};
+
+// argv with `env` added; a signal death is 128+signal, as a shell reports it.
+inline CmdResult RunCmd(const std::vector<std::string>& argv,
+                        const std::map<std::string, std::string>& env) {
+  SystemProcessRunner runner;
+  const ProcessResult r = runner.Run(ProcessSpec{.argv = argv,
+                                                 .env = env,
+                                                 .timeout = std::chrono::milliseconds(120000),
+                                                 .stderr_tail_bytes = 1 << 16});
+  return {r.term_signal != 0 ? 128 + r.term_signal : r.exit_code, r.stdout_data, r.stderr_tail};
+}
+
+// A loopback TCP port nobody listens on right now.
+inline int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+class EtcdServer {
+ public:
+  EtcdServer(const std::filesystem::path& data_dir, const std::filesystem::path& log,
+             int peer_port = 0)
+      : client_port_(FreePort()), peer_port_(peer_port != 0 ? peer_port : FreePort()) {
+    const std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
+    const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
+    proc_.Start(
+        {"/usr/bin/etcd", "--name", "default", "--data-dir", data_dir.string(),
+         "--listen-client-urls", client, "--advertise-client-urls", client, "--listen-peer-urls",
+         peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "default=" + peer},
+        {}, log.string());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (Ctl({"endpoint", "health"}).code != 0) {
+      if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("etcd not healthy");
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  ~EtcdServer() { Stop(); }
+  EtcdServer(const EtcdServer&) = delete;
+  EtcdServer& operator=(const EtcdServer&) = delete;
+
+  void Stop() {
+    proc_.Signal(SIGTERM);
+    if (!proc_.Wait(std::chrono::seconds(20))) proc_.Signal(SIGKILL);
+    proc_.Wait(std::chrono::seconds(5));
+  }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
+  CmdResult Ctl(std::vector<std::string> args) const {
+    args.insert(args.begin(), {"etcdctl", "--endpoints=" + endpoint()});
+    return RunCmd(args, {{"ETCDCTL_API", "3"}});
+  }
+  // Throws on failure: a test's set-up, not its assertion.
+  void Put(const std::string& k, const std::string& v) const {
+    const auto r = Ctl({"put", k, v});
+    if (r.code != 0) throw std::runtime_error("etcdctl put " + k + ": " + r.err);
+  }
+  std::string Get(const std::string& k) const {
+    return Trim(Ctl({"get", "--print-value-only", k}).out);
+  }
+
+ private:
+  int client_port_, peer_port_;
+  ChildProcess proc_;
+};
+
+}  // namespace lca::test
