@@ -15,6 +15,10 @@ run_pkgs=(
   ostree skopeo podman umoci docker-registry apache2-utils
   etcd-server etcd-client rpm systemd iproute2 curl ca-certificates python3
 )
+# Packaging (tests/packaging, scripts/build-rpm.sh): rpmbuild and rpmspec come with rpm,
+# find-debuginfo with debugedit; rpmlint; systemd-analyze with systemd; groff and man render
+# and check the man pages.
+pkg_pkgs=(rpm debugedit rpmlint systemd groff-base man-db)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps.sh: run as root (it calls apt-get)" >&2
@@ -22,14 +26,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 missing=()
-for p in "${build_pkgs[@]}" "${run_pkgs[@]}"; do
+for p in "${build_pkgs[@]}" "${run_pkgs[@]}" "${pkg_pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
   fi
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps.sh: all ${#build_pkgs[@]}+${#run_pkgs[@]} packages present"
+  echo "install-deps.sh: all ${#build_pkgs[@]}+${#run_pkgs[@]}+${#pkg_pkgs[@]} packages present"
   exit 0
 fi
 
