@@ -6,8 +6,8 @@
 #   scripts/build-rpm.sh [--worktree] [OUTDIR]    (OUTDIR default: ./build/rpm, git-ignored)
 #
 # --worktree: package the working tree's files instead of HEAD (see scripts/dist.sh).
-# Environment: JOBS (default: the number of cores), LCA_RPM_CCACHE=0 to not use ccache even
-# when it is installed.
+# Environment: JOBS (default: the number of cores), LCA_RPM_PACKAGER (the Packager tag),
+# LCA_RPM_CCACHE=0 to not use ccache even when it is installed.
 #
 # rpmbuild runs with --nodeps: the BuildRequires name Fedora packages, and on a Debian host
 # (CI) the build dependencies are Debian packages that rpm's own database knows nothing about,
@@ -20,7 +20,7 @@ for arg in "$@"; do
   case "$arg" in
     --worktree) dist_args+=(--worktree) ;;
     -h | --help)
-      sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     -*)
@@ -42,7 +42,10 @@ mkdir -p "$topdir"/{BUILD,BUILDROOT,RPMS,SOURCES,SPECS,SRPMS}
 tarball=$(bash "$src/scripts/dist.sh" "${dist_args[@]}" "$topdir/SOURCES" | tail -n 1)
 echo "build-rpm.sh: source $tarball" >&2
 
-defines=(--define "_topdir $topdir" --define "_smp_mflags -j${JOBS:-$(nproc)}")
+# packager: rpmlint asks for the tag; it names who built the rpm, so it is given here, not in
+# the spec.
+defines=(--define "_topdir $topdir" --define "_smp_mflags -j${JOBS:-$(nproc)}"
+  --define "packager ${LCA_RPM_PACKAGER:-lca developer <dev@lca.invalid>}")
 if [ "${LCA_RPM_CCACHE:-1}" != 0 ] && command -v ccache >/dev/null; then
   # Hits across builds in different temp dirs: paths under the build dir are hashed relative
   # to it, and the directory itself is left out of the hash.
