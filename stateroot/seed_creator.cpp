@@ -59,7 +59,9 @@ bool Differs(const fs::path& a, const fs::path& b) {
 
 void Walk(const fs::path& root, const fs::path& dir, std::vector<std::string>& out) {
   for (const auto& e : fs::directory_iterator(dir)) {
-    out.push_back(fs::relative(e.path(), root).string());
+    // lexically: fs::relative() resolves symlinks, so an absolute link such as
+    // etc/systemd/system/x.wants/y -> /lib/systemd/system/y would come out as "../../lib/...".
+    out.push_back(e.path().lexically_relative(root).string());
     if (e.is_directory() && !e.is_symlink()) Walk(root, e.path(), out);
   }
 }
