@@ -35,6 +35,7 @@ set -eu
 root=$1
 kver=$(ls "$root/usr/lib/modules" | head -n 1)
 [ -n "$kver" ] || { echo "no kernel modules in $root" >&2; exit 1; }
+chroot "$root" depmod -a "$kver"
 chroot "$root" dracut -f --no-hostonly --add ostree \
   --omit "plymouth i18n lvm dm mdraid crypt btrfs multipath nfs iscsi nbd fcoe network" \
   --filesystems ext4 "/usr/lib/modules/$kver/initramfs.img" "$kver"
