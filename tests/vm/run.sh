@@ -57,8 +57,13 @@ case "$results" in /*) ;; *) results=$root/$results ;; esac
 mkdir -p "$results"
 work=$(mktemp -d /var/tmp/lca-vm.XXXXXX)
 regdir=$work/registry
+reg_pid=""
 cleanup() {
-  "$root/scripts/testbed/registry.sh" stop "$regdir" >/dev/null 2>&1 || true
+  "$root/scripts/testbed/registry.sh" stop "$regdir" >>"$results/registry-stop.log" 2>&1 || true
+  # Seen once: the registry outlived the stop above. Ours by its pid only, never by name.
+  if [[ -n "$reg_pid" && "$(readlink "/proc/$reg_pid/exe" 2>/dev/null)" == */docker-registry* ]]; then
+    kill "$reg_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -89,6 +94,7 @@ timing rootfs $((SECONDS - t))
 t=$SECONDS
 creds=seed:vm-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
 addr=$("$root/scripts/testbed/registry.sh" start "$regdir" --htpasswd "$creds" | tail -n 1)
+reg_pid=$(cat "$regdir/registry.pid")
 (
   umask 077
   printf '%s' "$creds" >"$regdir/credentials"
