@@ -13,24 +13,10 @@
 #include "common/atomic_file.hpp"
 #include "common/logging.hpp"
 #include "tests/support/agent_host.hpp"
+#include "tests/support/free_port.hpp"
 
 namespace lca {
 namespace {
-
-test::SeedBed* bed = nullptr;
-std::string bed_error;
-
-uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin);
-  socklen_t len = sizeof sin;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
-  ::close(fd);
-  return ntohs(sin.sin_port);
-}
 
 // GET /metrics over TCP; "" when nothing answers.
 std::string ScrapeTcp(uint16_t port) {
@@ -53,28 +39,14 @@ std::string ScrapeTcp(uint16_t port) {
   return out.substr(out.find("\r\n\r\n") + 4);
 }
 
-class MetricsPrepTest : public ::testing::Test {
+class MetricsPrepTest : public test::SeedBedSuite {
  protected:
-  static void SetUpTestSuite() {
-    ::setenv("OSTREE_SYSROOT_DEBUG", "mutable-deployments", 1);
-    try {
-      bed = new test::SeedBed();
-    } catch (const std::exception& e) {
-      bed_error = e.what();
-    }
-  }
-  static void TearDownTestSuite() {
-    delete bed;
-    bed = nullptr;
-  }
-
   test::TempDir tmp_{"lca-metrics-prep"};
 };
 
 TEST_F(MetricsPrepTest, PrepCountersMoveDuringARealPrep) {
-  if (bed == nullptr) GTEST_FAIL() << "building the seed bed failed: " << bed_error;
   test::AgentHost host(tmp_.path(), *bed);
-  const uint16_t port = FreePort();
+  const uint16_t port = test::FreePort();
   // AgentHost passes --config <dir>/none.yaml: the metrics address goes there.
   WriteFileAtomic(tmp_ / "none.yaml", "metricsAddress: 127.0.0.1:" + std::to_string(port) + "\n",
                   0644);

@@ -20,9 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 using test::AgentHost;
 
-test::SeedBed* bed = nullptr;
-std::string bed_error;
-
 std::vector<std::string> Stages(const Json& o) {
   std::vector<std::string> out;
   for (const auto& s : o["status"].value("validNextStages", Json::array())) out.push_back(s);
@@ -45,7 +42,8 @@ std::vector<stateroot::Deployment> Deployments(const fs::path& sysroot) {
 
 Json PrepPatch(int64_t init_monitor_timeout = 0, const Json& annotations = Json::object()) {
   Json spec = {{"stage", "Prep"},
-               {"seedImageRef", {{"version", test::SeedBed::kVersion}, {"image", bed->image}}}};
+               {"seedImageRef",
+                {{"version", test::SeedBed::kVersion}, {"image", test::SeedBedSuite::bed->image}}}};
   if (init_monitor_timeout > 0)
     spec["autoRollbackOnFailure"] = {{"initMonitorTimeoutSeconds", init_monitor_timeout}};
   Json p = {{"spec", spec}};
@@ -57,26 +55,16 @@ auto Cond(const std::string& type, const std::string& status = "True") {
   return [type, status](const Json& o) { return AgentHost::ConditionStatus(o, type) == status; };
 }
 
-class UpgradeTest : public ::testing::Test {
+class UpgradeTest : public test::SeedBedSuite {
  protected:
-  static void SetUpTestSuite() {
-    ::setenv("OSTREE_SYSROOT_DEBUG", "mutable-deployments", 1);
-    try {
-      bed = new test::SeedBed();
-    } catch (const std::exception& e) {
-      bed_error = e.what();
-    }
-  }
-  static void TearDownTestSuite() {
-    delete bed;
-    bed = nullptr;
-  }
   void SetUp() override {
-    if (bed == nullptr) GTEST_FAIL() << "building the seed bed failed: " << bed_error;
+    SeedBedSuite::SetUp();
+    if (HasFatalFailure()) return;
     host_ = std::make_unique<AgentHost>(tmp_.path(), *bed);
   }
   void TearDown() override {
-    if (HasFailure()) std::cerr << "---- daemon log ----\n" << host_->DaemonLog() << "----\n";
+    if (HasFailure() && host_)
+      std::cerr << "---- daemon log ----\n" << host_->DaemonLog() << "----\n";
     host_.reset();
   }
 

@@ -6,6 +6,7 @@
 // the default boot entry's options line as the new kernel command line and starts the daemon
 // again on the stateroot that line boots, with that stateroot's var/lib/lca as its state dir
 // (what /var/lib/lca is on a real host).
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -300,6 +301,31 @@ class AgentHost {
   std::unique_ptr<ChildProcess> daemon_;
   std::map<std::string, std::string> daemon_env_;
   std::optional<int> pending_exit_;
+};
+
+// A test suite sharing one SeedBed (a registry and a seed, built once per suite): a test of it
+// fails at SetUp, with the reason, when the bed could not be built.
+class SeedBedSuite : public ::testing::Test {
+ public:
+  static void SetUpTestSuite() {
+    ::setenv("OSTREE_SYSROOT_DEBUG", "mutable-deployments", 1);
+    try {
+      bed = new SeedBed();
+    } catch (const std::exception& e) {
+      bed_error = e.what();
+    }
+  }
+  static void TearDownTestSuite() {
+    delete bed;
+    bed = nullptr;
+  }
+  inline static SeedBed* bed = nullptr;
+  inline static std::string bed_error;
+
+ protected:
+  void SetUp() override {
+    if (bed == nullptr) GTEST_FAIL() << "building the seed bed failed: " << bed_error;
+  }
 };
 
 }  // namespace lca::test

@@ -1,10 +1,6 @@
 #pragma once
 // A real etcd on loopback for the tests that back it up (recovery, the Upgrade's pre-pivot
 // backup): its own data dir, free ports, torn down with the object.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -16,6 +12,7 @@
 #include "common/process.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/fixture.hpp"
+#include "tests/support/free_port.hpp"
 
 namespace lca::test {
 
@@ -33,20 +30,6 @@ inline CmdResult RunCmd(const std::vector<std::string>& argv,
                                                  .timeout = std::chrono::milliseconds(120000),
                                                  .stderr_tail_bytes = 1 << 16});
   return {r.term_signal != 0 ? 128 + r.term_signal : r.exit_code, r.stdout_data, r.stderr_tail};
-}
-
-// A loopback TCP port nobody listens on right now.
-inline int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
 }
 
 class EtcdServer {
