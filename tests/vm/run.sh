@@ -69,6 +69,14 @@ cleanup() {
 trap cleanup EXIT
 t0=$SECONDS
 timing() { printf '%s\t%s\n' "$1" "$2" >>"$results/timings.tsv"; }
+# The commit tested, "+dirty" when the tree has changes; "unknown" when git cannot tell (not a
+# checkout), never a guess.
+git_rev() {
+  local rev
+  rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null) || { echo unknown; return; }
+  git -C "$root" diff --quiet HEAD 2>/dev/null || rev+="+dirty"
+  echo "$rev"
+}
 : >"$results/timings.tsv"
 
 # --- 1. dependencies and build ---------------------------------------------------------------
@@ -168,7 +176,7 @@ timing total $((SECONDS - t0))
 {
   echo "# lca VM test: $(date -u +%FT%TZ)"
   echo
-  echo "Command: \`bash scripts/vm-test.sh\` ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet 2>/dev/null || echo '+dirty')), host $(nproc) cores, qemu TCG."
+  echo "Command: \`bash scripts/vm-test.sh\` ($(git_rev)), host $(nproc) cores, qemu TCG."
   echo
   echo "| scenario | verdict | seconds |"
   echo "|---|---|---|"
