@@ -19,6 +19,7 @@
 #include "tests/support/image_factory.hpp"
 #include "tests/support/podman_bed.hpp"
 #include "tests/support/registry.hpp"
+#include "tests/support/shared_bed.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace lca::precache {
@@ -112,25 +113,11 @@ struct Bed {
   }
 };
 
-Bed* bed = nullptr;
-std::string bed_error;
-
-class PrecacheJobTest : public ::testing::Test {
+class PrecacheJobTest : public test::SharedBedSuite<Bed, test::EnterPrivateVarLib> {
  protected:
-  static void SetUpTestSuite() {
-    try {
-      test::EnterPrivateVarLib();
-      bed = new Bed();
-    } catch (const std::exception& e) {
-      bed_error = e.what();
-    }
-  }
-  static void TearDownTestSuite() {
-    delete bed;
-    bed = nullptr;
-  }
   void SetUp() override {
-    if (bed == nullptr) GTEST_FAIL() << "building the bed failed: " << bed_error;
+    SharedBedSuite::SetUp();
+    if (HasFatalFailure()) return;
     podman_ = test::IsolatedPodman(tmp_ / "c", bed->registry->registries_conf(),
                                    bed->registry->policy_json());
   }

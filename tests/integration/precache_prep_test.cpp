@@ -27,6 +27,7 @@
 #include "tests/support/image_factory.hpp"
 #include "tests/support/podman_bed.hpp"
 #include "tests/support/registry.hpp"
+#include "tests/support/shared_bed.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_sysroot.hpp"
 
@@ -109,27 +110,11 @@ struct Bed {
   int n_ = 0;
 };
 
-Bed* bed = nullptr;
-std::string bed_error;
-
-class PrecachePrepTest : public ::testing::Test {
+class PrecachePrepTest : public test::SharedBedSuite<Bed, test::EnterPrivateVarLib> {
  protected:
-  static void SetUpTestSuite() {
-    ::setenv("OSTREE_SYSROOT_DEBUG", "mutable-deployments", 1);
-    try {
-      test::EnterPrivateVarLib();
-      bed = new Bed();
-    } catch (const std::exception& e) {
-      bed_error = e.what();
-    }
-  }
-  static void TearDownTestSuite() {
-    delete bed;
-    bed = nullptr;
-  }
-
   void SetUp() override {
-    if (bed == nullptr) GTEST_FAIL() << "building the bed failed: " << bed_error;
+    SharedBedSuite::SetUp();
+    if (HasFatalFailure()) return;
     fs::create_directories(tmp_ / "etc/secrets" / kSecret);
     WriteFileAtomic(tmp_ / "etc/secrets" / kSecret / ".dockerconfigjson",
                     ReadFile(bed->registry->auth_json()), 0600);

@@ -58,7 +58,7 @@ auto Cond(const std::string& type, const std::string& status = "True") {
 class UpgradeTest : public test::SeedBedSuite {
  protected:
   void SetUp() override {
-    SeedBedSuite::SetUp();
+    test::SeedBedSuite::SetUp();
     if (HasFatalFailure()) return;
     host_ = std::make_unique<AgentHost>(tmp_.path(), *bed);
   }

@@ -6,7 +6,6 @@
 // the default boot entry's options line as the new kernel command line and starts the daemon
 // again on the stateroot that line boots, with that stateroot's var/lib/lca as its state dir
 // (what /var/lib/lca is on a real host).
-#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -28,6 +27,7 @@
 #include "stateroot/ostree_sysroot.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/registry.hpp"
+#include "tests/support/shared_bed.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_sysroot.hpp"
 
@@ -303,29 +303,7 @@ class AgentHost {
   std::optional<int> pending_exit_;
 };
 
-// A test suite sharing one SeedBed (a registry and a seed, built once per suite): a test of it
-// fails at SetUp, with the reason, when the bed could not be built.
-class SeedBedSuite : public ::testing::Test {
- public:
-  static void SetUpTestSuite() {
-    ::setenv("OSTREE_SYSROOT_DEBUG", "mutable-deployments", 1);
-    try {
-      bed = new SeedBed();
-    } catch (const std::exception& e) {
-      bed_error = e.what();
-    }
-  }
-  static void TearDownTestSuite() {
-    delete bed;
-    bed = nullptr;
-  }
-  inline static SeedBed* bed = nullptr;
-  inline static std::string bed_error;
-
- protected:
-  void SetUp() override {
-    if (bed == nullptr) GTEST_FAIL() << "building the seed bed failed: " << bed_error;
-  }
-};
+// Suites on the seed bed share one (tests/support/shared_bed.hpp).
+using SeedBedSuite = SharedBedSuite<SeedBed>;
 
 }  // namespace lca::test
