@@ -4,6 +4,7 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <isa-l/igzip_lib.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,10 +21,13 @@
 #include <mutex>
 #include <new>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
+#include "stateroot/file_writer_pool.hpp"
 
 namespace lca::stateroot {
 namespace {
@@ -183,6 +187,28 @@ ReadArchive NewReadArchive() {
   return a;
 }
 
+// A source whose first block was already read (to sniff the compression): hands that block out
+// again, then reads on. The block stays valid because the inner source is not read meanwhile.
+class PrefixedSource final : public ArchiveSource {
+ public:
+  PrefixedSource(ArchiveSource& inner, std::span<const std::byte> first)
+      : inner_(inner), first_(first), pending_(true) {}
+  std::span<const std::byte> Read() override {
+    if (pending_) {
+      pending_ = false;
+      if (!first_.empty()) return first_;
+    }
+    return inner_.Read();
+  }
+  void Finish() override { inner_.Finish(); }
+  void CheckAfterError() override { inner_.CheckAfterError(); }
+
+ private:
+  ArchiveSource& inner_;
+  std::span<const std::byte> first_;
+  bool pending_;
+};
+
 // Decompression runs on its own thread, so inflating (and whatever the compressed source does:
 // reading the blob, hashing it, parsing an outer layer) overlaps the syscalls of extraction, as
 // `tar xzf` overlaps with its gzip child. The thread reads `compressed` through libarchive's
@@ -244,7 +270,17 @@ class Inflater final : public ArchiveSource {
   }
 
   void Inflate() {
-    CallbackSource ctx{&compressed_, nullptr};
+    // gzip (every seed tarball, most layers) goes through ISA-L's inflate, about four times
+    // zlib's speed here: decompression is the extraction's critical path once the writes run on
+    // their own threads. Anything else goes through libarchive's filters.
+    std::span<const std::byte> first = compressed_.Read();
+    if (first.size() >= 3 && first[0] == std::byte{0x1f} && first[1] == std::byte{0x8b} &&
+        first[2] == std::byte{0x08}) {
+      InflateGzip(first);
+      return;
+    }
+    PrefixedSource prefixed(compressed_, first);
+    CallbackSource ctx{&prefixed, nullptr};
     ReadArchive a = NewReadArchive();
     archive_read_support_format_raw(a.get());
     // In-process decompressors only: filter_all would also register helpers that exec
@@ -285,6 +321,87 @@ class Inflater final : public ArchiveSource {
       }
     }
     if (!block.empty()) Push(block);
+  }
+
+  // One or more gzip members (RFC 1952: concatenated members are one stream), each member's
+  // CRC-32 checked by ISA-L. Bytes after the last member that do not start another one are
+  // ignored, as gzip(1) and libarchive do; the digest of the blob still covers them.
+  void InflateGzip(std::span<const std::byte> in) {
+    auto state = std::make_unique<inflate_state>();
+    isal_inflate_init(state.get());
+    state->crc_flag = ISAL_GZIP;
+    auto fail = [&](std::string why) {
+      compressed_.CheckAfterError();  // a digest mismatch explains bad gzip data best
+      throw Error(Errc::kInvalid, label_ + ": decompressing: " + why +
+                                      " (corrupt or truncated archive; fetch it again)");
+    };
+    std::vector<std::byte> block = TakeFree();
+    block.resize(kCopyBlock);
+    std::size_t filled = 0;
+    auto feed = [&](std::span<const std::byte> bytes) {
+      state->next_in = reinterpret_cast<std::uint8_t*>(const_cast<std::byte*>(bytes.data()));
+      state->avail_in = static_cast<std::uint32_t>(bytes.size());
+    };
+    // ISA-L counts input in 32 bits: hand it at most 1 GiB of a block at a time.
+    std::span<const std::byte> rest;
+    auto next_input = [&]() -> bool {
+      if (rest.empty()) rest = compressed_.Read();
+      if (rest.empty()) return false;
+      std::size_t n = std::min<std::size_t>(rest.size(), std::size_t{1} << 30);
+      feed(rest.first(n));
+      rest = rest.subspan(n);
+      return true;
+    };
+    rest = in;
+    if (!next_input()) return;
+    for (;;) {
+      if (state->block_state == ISAL_BLOCK_FINISH) {
+        if (state->avail_in == 0 && !next_input()) break;
+        if (*state->next_in != 0x1f) break;  // trailing bytes, not another member
+        std::uint8_t* next_in = state->next_in;
+        std::uint32_t avail_in = state->avail_in;
+        isal_inflate_reset(state.get());
+        state->crc_flag = ISAL_GZIP;
+        state->next_in = next_in;
+        state->avail_in = avail_in;
+      }
+      state->next_out = reinterpret_cast<std::uint8_t*>(block.data() + filled);
+      state->avail_out = static_cast<std::uint32_t>(kCopyBlock - filled);
+      int rc = isal_inflate(state.get());
+      if (rc != ISAL_DECOMP_OK) fail(IsalMessage(rc));
+      filled = kCopyBlock - state->avail_out;
+      if (filled == kCopyBlock) {
+        if (!Push(block)) return;
+        block = TakeFree();
+        block.resize(kCopyBlock);
+        filled = 0;
+      }
+      if (state->block_state != ISAL_BLOCK_FINISH && state->avail_in == 0 && state->avail_out > 0 &&
+          !next_input()) {
+        fail("unexpected end of gzip data");
+      }
+    }
+    block.resize(filled);
+    if (!block.empty()) Push(block);
+  }
+
+  static std::string IsalMessage(int rc) {
+    switch (rc) {
+      case ISAL_INVALID_BLOCK:
+        return "invalid deflate block";
+      case ISAL_INVALID_SYMBOL:
+        return "invalid deflate symbol";
+      case ISAL_INVALID_LOOKBACK:
+        return "invalid deflate distance";
+      case ISAL_INVALID_WRAPPER:
+        return "invalid gzip header";
+      case ISAL_UNSUPPORTED_METHOD:
+        return "unsupported gzip compression method";
+      case ISAL_INCORRECT_CHECKSUM:
+        return "gzip CRC-32 mismatch";
+      default:
+        return "ISA-L inflate error " + std::to_string(rc);
+    }
   }
 
   std::vector<std::byte> TakeFree() {
@@ -514,6 +631,96 @@ fs::path ExtractionRoot(const fs::path& dest, const std::string& label) {
   return root;
 }
 
+// Directories of the destination as fds, opened one component at a time with O_NOFOLLOW from
+// the root's fd, for the jobs of the file writers. A missing directory is made (0755, as
+// libarchive makes the parents an archive does not list).
+class DirCache {
+ public:
+  DirCache(const fs::path& root, const std::string& label) : root_(root), label_(label) {
+    int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw SystemError(label + ": opening the destination " + root.string(), errno);
+    root_fd_ = std::make_shared<const UniqueFd>(fd);
+  }
+
+  // `dir` relative to the root ("" is the root); `raw` names the entry that needs it.
+  std::shared_ptr<const UniqueFd> Get(const std::string& dir, const std::string& raw) {
+    if (dir.empty()) return root_fd_;
+    if (auto it = fds_.find(dir); it != fds_.end()) return it->second;
+    std::size_t slash = dir.rfind('/');
+    std::string parent_rel = slash == std::string::npos ? "" : dir.substr(0, slash);
+    std::string base = slash == std::string::npos ? dir : dir.substr(slash + 1);
+    std::shared_ptr<const UniqueFd> parent = Get(parent_rel, raw);
+    const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    int fd = ::openat(parent->get(), base.c_str(), flags);
+    if (fd < 0 && errno == ENOENT) {
+      if (::mkdirat(parent->get(), base.c_str(), 0755) != 0 && errno != EEXIST) {
+        throw SystemError(
+            label_ + ": extracting entry " + Quote(raw) + ": making directory " + Quote(dir),
+            errno);
+      }
+      fd = ::openat(parent->get(), base.c_str(), flags);
+    }
+    if (fd < 0) {
+      int err = errno;
+      if (auto link = SymlinkOnTheWay(root_, dir + "/x")) {
+        Refuse(label_, raw, "would be written through the symlink " + Quote(*link));
+      }
+      if (err == ENOTDIR) {
+        throw Error(Errc::kIo, label_ + ": extracting entry " + Quote(raw) + ": " + Quote(dir) +
+                                   " is in the way and is not a directory");
+      }
+      throw SystemError(
+          label_ + ": extracting entry " + Quote(raw) + ": opening directory " + Quote(dir), err);
+    }
+    if (fds_.size() >= kMaxCached) fds_.clear();  // jobs in flight keep theirs open
+    auto shared = std::make_shared<const UniqueFd>(fd);
+    fds_.emplace(dir, shared);
+    return shared;
+  }
+
+  // `rel` was replaced by something that is not that directory: forget it and what was under it.
+  void Forget(const std::string& rel) {
+    std::erase_if(fds_, [&](const auto& kv) {
+      return kv.first == rel || (kv.first.size() > rel.size() && kv.first[rel.size()] == '/' &&
+                                 kv.first.compare(0, rel.size(), rel) == 0);
+    });
+  }
+
+ private:
+  static constexpr std::size_t kMaxCached = 512;
+  const fs::path root_;
+  const std::string& label_;
+  std::shared_ptr<const UniqueFd> root_fd_;
+  std::unordered_map<std::string, std::shared_ptr<const UniqueFd>> fds_;
+};
+
+unsigned WriterThreads(const ExtractOptions& opts) {
+  if (opts.writer_threads > 0) return opts.writer_threads;
+  return std::clamp(std::thread::hardware_concurrency(), 2u, 4u);
+}
+
+// Files up to this size go to the writer threads, whole; bigger ones are streamed to disk by
+// the reader (they are few, and their time is in the bytes, not the inode).
+constexpr std::int64_t kMaxQueuedFile = std::int64_t{4} << 20;
+constexpr std::size_t kMaxInFlight = std::size_t{64} << 20;
+
+// A regular file or symlink that can go to a writer thread as it is: no ACLs (libarchive
+// restores those), not the destination itself.
+bool Queueable(archive_entry* e, TarEntryType type, const std::string& rel) {
+  if (rel.empty()) return false;
+  if (type == TarEntryType::kSymlink) return true;
+  if (type != TarEntryType::kFile) return false;
+  if (archive_entry_size(e) > kMaxQueuedFile) return false;
+  return archive_entry_acl_count(e, ARCHIVE_ENTRY_ACL_TYPE_ACCESS | ARCHIVE_ENTRY_ACL_TYPE_DEFAULT |
+                                        ARCHIVE_ENTRY_ACL_TYPE_NFS4) == 0;
+}
+
+std::pair<std::string, std::string> SplitParent(const std::string& rel) {
+  std::size_t slash = rel.rfind('/');
+  if (slash == std::string::npos) return {"", rel};
+  return {rel.substr(0, slash), rel.substr(slash + 1)};
+}
+
 ExtractStats ExtractFrom(Reader& reader, const fs::path& root, const ExtractOptions& opts) {
   const std::string& label = reader.label();
 
@@ -535,6 +742,29 @@ ExtractStats ExtractFrom(Reader& reader, const fs::path& root, const ExtractOpti
   ExtractStats stats;
   Warnings warnings(label, stats);
   std::uint64_t reported = 0;
+
+  // Small files and symlinks go to the writer threads; directories, hardlinks, big files and
+  // files with ACLs are written here, in archive order, after the queued entries they depend on.
+  DirCache dirs(root, label);
+  FileWriterPool pool(label, WriterThreads(opts), kMaxInFlight);
+  std::unordered_set<std::string> queued;  // paths queued since the last drain
+  auto drain = [&] {
+    pool.Drain();
+    queued.clear();
+    for (auto& [entry, message] : pool.TakeWarnings()) warnings.Add(entry, message);
+  };
+  // Whether `path` or a directory above it is still queued (a symlink not made yet, say): then
+  // looking it up now would see the path as it was before that entry.
+  auto queued_on_the_way = [&](std::string path) {
+    if (queued.empty()) return false;
+    for (;;) {
+      if (queued.contains(path)) return true;
+      std::size_t slash = path.rfind('/');
+      if (slash == std::string::npos) return false;
+      path.resize(slash);
+    }
+  };
+
   for (;;) {
     archive_entry* e = nullptr;
     int rc = archive_read_next_header(in, &e);
@@ -544,6 +774,80 @@ ExtractStats ExtractFrom(Reader& reader, const fs::path& root, const ExtractOpti
     if (rc == ARCHIVE_WARN) warnings.Add(raw, ArchiveMessage(in));
 
     std::string rel = CheckAndRewrite(e, raw, root, label, opts);
+    TarEntryType type = TypeOf(e);
+
+    auto [parent, name] = SplitParent(rel);
+    if (!parent.empty() && queued_on_the_way(parent)) drain();
+
+    if (Queueable(e, type, rel)) {
+      FileJob job;
+      job.kind = type == TarEntryType::kSymlink ? FileJob::Kind::kSymlink : FileJob::Kind::kFile;
+      job.dir = dirs.Get(parent, raw);
+      job.name = std::move(name);
+      job.entry = Quote(raw);
+      job.mode = archive_entry_perm(e);
+      if (opts.preserve_owner) {
+        job.owner = {static_cast<uid_t>(archive_entry_uid(e)),
+                     static_cast<gid_t>(archive_entry_gid(e))};
+      }
+      if (archive_entry_mtime_is_set(e)) {
+        timespec mtime{archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
+        timespec atime = mtime;
+        if (archive_entry_atime_is_set(e))
+          atime = {archive_entry_atime(e), archive_entry_atime_nsec(e)};
+        job.times = {atime, mtime};
+      }
+      if (opts.xattrs) {
+        archive_entry_xattr_reset(e);
+        const char* xname = nullptr;
+        const void* value = nullptr;
+        std::size_t size = 0;
+        while (archive_entry_xattr_next(e, &xname, &value, &size) == ARCHIVE_OK) {
+          job.xattrs.emplace_back(xname, std::string(static_cast<const char*>(value), size));
+        }
+      }
+      if (job.kind == FileJob::Kind::kSymlink) {
+        job.target = archive_entry_symlink(e);
+      } else {
+        job.size = archive_entry_size(e);
+        job.data.reserve(static_cast<std::size_t>(job.size));
+        for (;;) {
+          const void* data = nullptr;
+          std::size_t size = 0;
+          la_int64_t offset = 0;
+          rc = archive_read_data_block(in, &data, &size, &offset);
+          if (rc == ARCHIVE_EOF) break;
+          if (rc < ARCHIVE_WARN) reader.Fail("reading the data of entry " + Quote(raw));
+          if (size == 0) continue;
+          if (!job.segments.empty() &&
+              job.segments.back().offset + static_cast<la_int64_t>(job.segments.back().size) ==
+                  offset) {
+            job.segments.back().size += size;
+          } else {
+            job.segments.push_back({offset, job.data.size(), size});
+          }
+          const auto* p = static_cast<const std::byte*>(data);
+          job.data.insert(job.data.end(), p, p + size);
+          stats.bytes += size;
+          ReportProgress(opts, stats.bytes, reported);
+        }
+      }
+      queued.insert(rel);
+      pool.Submit(std::hash<std::string>{}(parent), std::move(job));
+      ++stats.entries;
+      continue;
+    }
+
+    // Written here: first the queued entries it could depend on (one of the same name; a
+    // hardlink's target).
+    bool wait = queued.contains(rel);
+    if (type == TarEntryType::kHardlink) {
+      std::string target_rel =
+          fs::path(archive_entry_hardlink(e)).lexically_relative(root).generic_string();
+      wait = wait || queued_on_the_way(target_rel);
+    }
+    if (wait) drain();
+    if (type != TarEntryType::kDirectory) dirs.Forget(rel);
 
     rc = archive_write_header(out.get(), e);
     if (rc < ARCHIVE_WARN) HeaderFailed(out.get(), e, raw, rel, root, label);
@@ -575,6 +879,9 @@ ExtractStats ExtractFrom(Reader& reader, const fs::path& root, const ExtractOpti
     if (rc == ARCHIVE_WARN) warnings.Add(raw, ArchiveMessage(out.get()));
     ++stats.entries;
   }
+  // Every file is in place before the directories get their modes and mtimes (a new entry
+  // changes its directory's mtime).
+  drain();
   // Directory modes and mtimes are deferred to close (a read-only directory must stay
   // writable while its entries are extracted): without this call they are never restored.
   int rc = archive_write_close(out.get());

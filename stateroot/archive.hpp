@@ -102,6 +102,9 @@ struct ExtractOptions {
   // ostree repo (objects/ab/cd….file -> ../../../usr/lib/…). Writing THROUGH a symlink is
   // refused either way, so no option lets an entry land outside `dest`.
   bool allow_escaping_symlinks = false;
+  // Threads that create the regular files and symlinks (see file_writer_pool.hpp); 0: one per
+  // core, at least 2 and at most 4.
+  unsigned writer_threads = 0;
   // Called with the total uncompressed bytes written so far, every few MiB and once at the end.
   // An exception thrown from it stops the extraction and propagates (use it to cancel).
   std::function<void(std::uint64_t bytes_done)> progress;

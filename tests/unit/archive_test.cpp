@@ -365,6 +365,49 @@ TEST_F(ArchiveTest, CorruptAndForeignInputIsInvalid) {
       Error);
 }
 
+// gzip goes through ISA-L: the member's CRC-32 is checked, concatenated members are one stream
+// (as gzip(1) reads them), and bytes after the last member that do not start another are ignored.
+TEST_F(ArchiveTest, GzipMembersChecksumsAndTrailingBytes) {
+  std::vector<Spec> entries;
+  for (int i = 0; i < 8; ++i)
+    entries.push_back({.path = "f" + std::to_string(i), .data = Pattern(300000, i)});
+  fs::path plain = root_ / "t.tar";
+  WriteArchive(plain, entries, Filter::kNone);
+  std::string tar = ReadFile(plain);
+  // Two members: gzip each half of the tar on its own and concatenate.
+  std::size_t half = tar.size() / 2;
+  WriteFileAtomic(root_ / "a", tar.substr(0, half), 0644);
+  WriteFileAtomic(root_ / "b", tar.substr(half), 0644);
+  SystemProcessRunner runner;
+  for (const char* part : {"a", "b"}) {
+    RunChecked(runner, ProcessSpec{.argv = {"gzip", "-n", (root_ / part).string()}});
+  }
+  std::string two = ReadFile(root_ / "a.gz") + ReadFile(root_ / "b.gz");
+  WriteFileAtomic(root_ / "two.tgz", two + std::string(512, '\0') + "junk", 0644);
+  {
+    FileSource src(root_ / "two.tgz", 4096);  // small blocks: members and trailers straddle them
+    ExtractStats stats = ExtractTar(src, "two.tgz", dest_);
+    EXPECT_EQ(stats.entries, 8u);
+    for (int i = 0; i < 8; ++i)
+      EXPECT_EQ(ReadFile(dest_ / ("f" + std::to_string(i))), Pattern(300000, i)) << i;
+  }
+
+  // The CRC-32 of the second member, in its trailer, no longer matches its data.
+  std::string bad = two;
+  bad[bad.size() - 8] = static_cast<char>(bad[bad.size() - 8] ^ 0x5a);
+  WriteFileAtomic(root_ / "bad.tgz", bad, 0644);
+  fs::remove_all(dest_);
+  fs::create_directory(dest_);
+  try {
+    FileSource src(root_ / "bad.tgz");
+    ExtractTar(src, "bad.tgz", dest_);
+    ADD_FAILURE() << "a CRC mismatch extracted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kInvalid) << e.what();
+    EXPECT_THAT(e.what(), HasSubstr("bad.tgz: decompressing: gzip CRC-32 mismatch"));
+  }
+}
+
 TEST_F(ArchiveTest, MissingDestinationOrSource) {
   fs::path tar = root_ / "t.tgz";
   WriteArchive(tar, {{.path = "a", .data = "x"}});
@@ -503,6 +546,60 @@ TEST_F(ArchiveTest, ReplacesFilesWithoutWritingIntoSharedInodes) {
   EXPECT_EQ(Lstat(dest_ / "sub").st_mode & 07777, 0700u);
   EXPECT_FALSE(fs::is_symlink(dest_ / "sl"));
   EXPECT_TRUE(fs::is_empty(outside_));
+}
+
+// Small files and symlinks are written by worker threads, the rest in archive order by the
+// reader: whatever the thread count, an entry that names a path again wins over the earlier one,
+// a hardlink finds its target written, and a symlink queued before a path through it is refused.
+TEST_F(ArchiveTest, QueuedWritesKeepArchiveOrder) {
+  const std::string big = Pattern(5 << 20, 11);  // over the queued-file limit: written inline
+  std::vector<Spec> entries;
+  for (int i = 0; i < 300; ++i) {
+    entries.push_back({.path = "d" + std::to_string(i % 7) + "/f" + std::to_string(i),
+                       .data = Pattern(1000 + i, i)});
+  }
+  entries.push_back({.path = "d1/f1", .data = "second"});              // file over queued file
+  entries.push_back({.path = "d2/f2", .type = 'l', .link = "f9"});     // symlink over queued file
+  entries.push_back({.path = "d3/f3", .data = big});                   // inline file over queued
+  entries.push_back({.path = "d4/hl", .type = 'h', .link = "d4/f4"});  // hardlink to a queued file
+  entries.push_back({.path = "d5/s", .type = 'l', .link = "f5"});
+  entries.push_back({.path = "d5/s", .data = "file over queued symlink"});
+  for (unsigned threads : {1u, 2u, 4u}) {
+    SCOPED_TRACE(threads);
+    fs::remove_all(dest_);
+    fs::create_directory(dest_);
+    ExtractOptions opts;
+    opts.writer_threads = threads;
+    ExtractStats stats = Extract(entries, opts);
+    EXPECT_EQ(stats.entries, entries.size());
+    EXPECT_EQ(ReadFile(dest_ / "d0/f0"), Pattern(1000, 0));
+    EXPECT_EQ(ReadFile(dest_ / "d5/f299"), Pattern(1299, 299));  // 299 % 7 == 5
+    EXPECT_EQ(ReadFile(dest_ / "d1/f1"), "second");
+    EXPECT_EQ(fs::read_symlink(dest_ / "d2/f2"), "f9");
+    EXPECT_EQ(ReadFile(dest_ / "d3/f3"), big);
+    EXPECT_EQ(Lstat(dest_ / "d4/hl").st_ino, Lstat(dest_ / "d4/f4").st_ino);
+    EXPECT_EQ(ReadFile(dest_ / "d5/s"), "file over queued symlink");
+    EXPECT_FALSE(fs::is_symlink(dest_ / "d5/s"));
+  }
+}
+
+// A worker's failure stops the extraction with its error, and nothing hangs.
+TEST_F(ArchiveTest, AQueuedWriteThatFailsStopsTheExtraction) {
+  fs::create_directories(dest_ / "d/blocker/inner");
+  std::vector<Spec> entries;
+  for (int i = 0; i < 50; ++i) entries.push_back({.path = "d/f" + std::to_string(i), .data = "x"});
+  entries.push_back({.path = "d/blocker", .data = "a file where a directory is"});
+  for (int i = 50; i < 100; ++i)
+    entries.push_back({.path = "d/f" + std::to_string(i), .data = "x"});
+  try {
+    Extract(entries);
+    ADD_FAILURE() << "extracted over a directory";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kIo) << e.what();
+    EXPECT_THAT(e.what(), HasSubstr("test.tgz: extracting entry \"d/blocker\": a directory of that "
+                                    "name is in the way"));
+  }
+  EXPECT_TRUE(fs::is_directory(dest_ / "d/blocker/inner"));
 }
 
 TEST_F(ArchiveTest, DestinationThroughASymlinkedParentWorks) {
