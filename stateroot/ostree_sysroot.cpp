@@ -5,6 +5,7 @@
 #include <linux/fs.h>
 #include <ostree.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <system_error>
@@ -22,12 +24,88 @@
 #include <utility>
 
 #include "common/error.hpp"
+#include "common/unique_fd.hpp"
 
 namespace lca::stateroot {
 namespace {
 
 namespace fs = std::filesystem;
 using CSysroot = ::OstreeSysroot;  // libostree's type; ours has the same name
+
+bool IsHex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// "<62 hex>.<type>" inside objects/<2 hex>/: the name of a loose object, or nullopt.
+std::optional<std::string_view> LooseObjectType(std::string_view name) {
+  if (name.size() < 64 || name[62] != '.' || !IsHex(name.substr(0, 62))) return std::nullopt;
+  std::string_view type = name.substr(63);
+  static constexpr std::string_view kTypes[] = {
+      "file",        "filez",           "dirtree",          "dirmeta",
+      "commit",      "commitmeta",      "tombstone-commit", "payload-link",
+      "file-xattrs", "file-xattrs-link"};
+  for (std::string_view t : kTypes) {
+    if (type == t) return type;
+  }
+  return std::nullopt;
+}
+
+// Moves the loose objects of `source` into `dest` (same mode, same filesystem) with rename(2):
+// what `ostree pull-local` does with linkat(2), without its per-object bookkeeping, and leaving
+// nothing to unlink afterwards. Objects `dest` already has are left in `source`. Commit objects
+// go last and only those in `commits`, so an interrupted import never leaves a commit in `dest`
+// whose objects are not all there, and a partial commit of the seed repo is never imported. The
+// data were synced before (the extraction's syncfs); one syncfs after the renames makes the
+// names durable.
+void ImportByRename(const fs::path& source, const fs::path& dest,
+                    const std::set<std::string>& commits) {
+  const fs::path src_objects = source / "objects";
+  const fs::path dst_objects = dest / "objects";
+  struct Move {
+    std::string dir, name;
+  };
+  std::vector<Move> moves, last;
+  std::error_code ec;
+  for (const auto& d : fs::directory_iterator(src_objects, ec)) {
+    const std::string dir = d.path().filename().string();
+    if (dir.size() != 2 || !IsHex(dir) || !d.is_directory(ec) || d.is_symlink(ec)) continue;
+    for (const auto& f : fs::directory_iterator(d.path(), ec)) {
+      std::string name = f.path().filename().string();
+      auto type = LooseObjectType(name);
+      if (!type || f.is_directory(ec)) continue;
+      if (*type == "commit" || *type == "commitmeta" || *type == "tombstone-commit") {
+        if (commits.count(dir + name.substr(0, 62)) == 0) continue;
+        last.push_back({dir, std::move(name)});
+      } else {
+        moves.push_back({dir, std::move(name)});
+      }
+    }
+    if (ec) throw Error(Errc::kIo, "listing " + d.path().string() + ": " + ec.message());
+  }
+  if (ec) throw Error(Errc::kIo, "listing " + src_objects.string() + ": " + ec.message());
+  std::sort(last.begin(), last.end(), [](const Move& a, const Move& b) {
+    // commitmeta before its commit
+    return (a.name.ends_with(".commit") ? 1 : 0) < (b.name.ends_with(".commit") ? 1 : 0);
+  });
+  moves.insert(moves.end(), last.begin(), last.end());
+  std::set<std::string> made;
+  for (const Move& m : moves) {
+    const fs::path to_dir = dst_objects / m.dir;
+    if (made.insert(m.dir).second && ::mkdir(to_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      throw SystemError("making " + to_dir.string(), errno);
+    }
+    const fs::path from = src_objects / m.dir / m.name;
+    const fs::path to = to_dir / m.name;
+    // Never over an object dest has: same name, same content, and it may be in use.
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0 &&
+        errno != EEXIST) {
+      throw SystemError("moving object " + m.dir + m.name + " into " + dest.string(), errno);
+    }
+  }
+  UniqueFd fd(::open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0 || ::syncfs(fd.get()) != 0) throw SystemError("syncing " + dest.string(), errno);
+}
 
 // On a host /sysroot is mounted read-only and only a private mount namespace may remount it.
 // Whoever runs us owns that decision, so say what is missing instead of doing it.
@@ -443,7 +521,8 @@ bool OstreeSysroot::StaterootExists(const std::string& name) const {
   return fs::is_directory(impl_->path / "ostree/deploy" / name, ec);
 }
 
-std::vector<std::string> OstreeSysroot::ImportFromRepo(const fs::path& source_repo) {
+std::vector<std::string> OstreeSysroot::ImportFromRepo(const fs::path& source_repo,
+                                                       ImportMode mode) {
   return WithContext("importing " + source_repo.string() + " into " + repo_path().string(), [&] {
     auto lock = LockUnlessHeld();
     impl_->Load();
@@ -476,6 +555,18 @@ std::vector<std::string> OstreeSysroot::ImportFromRepo(const fs::path& source_re
     if (checksums.empty()) throw Error(Errc::kNotFound, "the repo holds no complete commit");
     std::sort(checksums.begin(), checksums.end());
 
+    // Same mode and filesystem: move the objects instead of pulling them (ImportByRename).
+    struct stat src_st {
+    }, dst_st{};
+    if (mode == ImportMode::kMoveFromScratch &&
+        ostree_repo_get_mode(source) == ostree_repo_get_mode(impl_->Repo()) &&
+        ::stat((source_repo / "objects").c_str(), &src_st) == 0 &&
+        ::stat((repo_path() / "objects").c_str(), &dst_st) == 0 && src_st.st_dev == dst_st.st_dev) {
+      ImportByRename(source_repo, repo_path(),
+                     std::set<std::string>(checksums.begin(), checksums.end()));
+      return checksums;
+    }
+
     // Pulling checksums rather than refs writes no ref (see the header). A local pull of a
     // trusted repo (no OSTREE_REPO_PULL_FLAGS_UNTRUSTED) imports objects with linkat when the
     // repos share a filesystem and mode, and only copies otherwise.
@@ -505,6 +596,20 @@ std::vector<std::string> OstreeSysroot::ImportFromRepo(const fs::path& source_re
       ThrowGError(err, "pulling");
     }
     return checksums;
+  });
+}
+
+bool OstreeSysroot::HasCommit(const std::string& checksum) {
+  return WithContext("looking up commit " + checksum, [&] {
+    ValidateChecksum(checksum);
+    impl_->Load();
+    g_autoptr(GError) err = nullptr;
+    gboolean has = FALSE;
+    if (!ostree_repo_has_object(impl_->Repo(), OSTREE_OBJECT_TYPE_COMMIT, checksum.c_str(), &has,
+                                nullptr, &err)) {
+      ThrowGError(err);
+    }
+    return has != FALSE;
   });
 }
 

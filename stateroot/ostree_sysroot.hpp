@@ -95,12 +95,24 @@ class OstreeSysroot {
   // Imports every complete commit of `source_repo` (so every ref target) into the sysroot repo,
   // the way `ostree pull-local` does: a local pull, which hardlinks objects instead of copying
   // them when both repos are on one filesystem and have the same mode (bare seed repo -> bare
-  // sysroot repo). Returns the imported checksums, sorted.
+  // sysroot repo). With kMoveFromScratch and the same mode and filesystem, the loose objects
+  // are moved with rename(2) instead (commits last; objects the sysroot repo has stay behind),
+  // which skips the pull's per-object bookkeeping and leaves little to delete. Returns the
+  // imported checksums, sorted.
   // Refs are deliberately not copied: a seed repo's refs are its own deployment refs
   // (ostree/N/N/N) and its container image refs, which would keep the objects alive forever
   // after the stateroot is removed. Only deployments keep a commit, so hold one Lock from
   // import to Deploy, or a Prune in between discards the import.
-  std::vector<std::string> ImportFromRepo(const std::filesystem::path& source_repo);
+  enum class ImportMode {
+    kPull,  // source_repo stays as it is
+    // source_repo is a scratch repo to be thrown away: same mode and filesystem -> move objects
+    kMoveFromScratch,
+  };
+  std::vector<std::string> ImportFromRepo(const std::filesystem::path& source_repo,
+                                          ImportMode mode = ImportMode::kPull);
+
+  // The sysroot repo has the commit object `checksum` (not that every object under it is there).
+  bool HasCommit(const std::string& checksum);
   // The commit's "version" metadata, "" if it has none. Errc::kNotFound if the commit is absent.
   std::string CommitVersion(const std::string& checksum);
 

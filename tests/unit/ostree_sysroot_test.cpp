@@ -37,8 +37,8 @@ namespace fs = std::filesystem;
 // Helpers
 
 using test::MustRun;
-using test::RunResult;
 using test::RunArgv;
+using test::RunResult;
 using test::Trim;
 using test::WriteText;
 
@@ -697,6 +697,59 @@ TEST_F(OstreeSysrootTest, BootEntryWritesLeaveNoZombies) {
   sr.RemoveStateroot("rhcos_4.15.2", booted_);
   sr.Prune();
   EXPECT_EQ(ZombieChildren(), before);
+}
+
+// Prep imports its scratch repo by moving the objects: the commit deploys, its objects left the
+// scratch repo, one the sysroot repo already had stays where it was (the sysroot's copy is not
+// replaced), and a commit the scratch repo marks partial is not imported.
+TEST_F(OstreeSysrootTest, ImportFromScratchMovesObjects) {
+  const fs::path scratch = dir_ / "scratch";
+  MustRun({"cp", "-a", seed_.string(), scratch.string()});
+  OstreeSysroot sr(sysroot_);
+  // An object both repos have: the scratch copy must stay, the sysroot's inode untouched.
+  std::string shared_rel;
+  for (const auto& rel : ObjectFiles(scratch)) {
+    if (rel.extension() == ".file" && fs::exists(sr.repo_path() / "objects" / rel)) {
+      shared_rel = rel.string();
+      break;
+    }
+  }
+  struct stat before {};
+  if (!shared_rel.empty()) {
+    ASSERT_EQ(::lstat((sr.repo_path() / "objects" / shared_rel).c_str(), &before), 0);
+  }
+  // A partial commit in the scratch repo: its commit object must not move.
+  const fs::path partial_tree = dir_ / "partial-tree";
+  WriteText(partial_tree / "usr/share/partial.txt", "partial\n");
+  const std::string partial =
+      Trim(MustRun({"ostree", "--repo=" + scratch.string(), "commit", "--branch=partial",
+                    "--tree=dir=" + partial_tree.string()}));
+  WriteText(scratch / "state" / (partial + ".commitpartial"), "");
+
+  sr.InitStateroot("rhcos_4.15.2");
+  EXPECT_EQ(sr.ImportFromRepo(scratch, OstreeSysroot::ImportMode::kMoveFromScratch),
+            std::vector<std::string>{csum2_});
+  EXPECT_TRUE(sr.HasCommit(csum2_));
+  EXPECT_FALSE(sr.HasCommit(partial));
+  const Deployment d = sr.Deploy("rhcos_4.15.2", csum2_, {"ibu=4.15.2"}, "");
+  EXPECT_EQ(d.checksum, csum2_);
+  EXPECT_FALSE(
+      fs::exists(scratch / "objects" / csum2_.substr(0, 2) / (csum2_.substr(2) + ".commit")));
+  int left = 0;
+  for (const auto& rel : ObjectFiles(scratch)) {
+    if (rel.string() == shared_rel) continue;
+    if (rel.string().find(partial.substr(2)) != std::string::npos) continue;
+    if (!fs::exists(sr.repo_path() / "objects" / rel)) ++left;  // moved ones exist there
+  }
+  EXPECT_EQ(left, 0);
+  if (!shared_rel.empty()) {
+    EXPECT_TRUE(fs::exists(scratch / "objects" / shared_rel));
+    struct stat after {};
+    ASSERT_EQ(::lstat((sr.repo_path() / "objects" / shared_rel).c_str(), &after), 0);
+    EXPECT_EQ(after.st_ino, before.st_ino);
+  }
+  // The seed repo the other tests import from is untouched by kPull.
+  EXPECT_TRUE(fs::exists(seed_ / "objects" / csum2_.substr(0, 2) / (csum2_.substr(2) + ".commit")));
 }
 
 // Not a pass/fail check of speed: prints how long importing ~2000 small files takes, and checks
