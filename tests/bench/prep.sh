@@ -129,7 +129,8 @@ ours() {
   : >"$w/none.yaml"
   "$agent" --state-dir "$w/state" --socket "$w/lca.sock" --sysroot "$bench/host-ours/sysroot" \
     --proc-cmdline "$bench/host-ours/cmdline" --config-dir "$w/etc" --config "$w/none.yaml" \
-    --registries-conf "$regconf" --signature-policy "$policy" 2>"$w/agent.log" &
+    --registries-conf "$regconf" --signature-policy "$policy" --precache-disabled \
+    2>"$w/agent.log" &
   agent_pid=$!
   for _ in $(seq 100); do "$lcactl" --socket "$w/lca.sock" get ibu -o name >/dev/null 2>&1 && break; sleep 0.05; done
   "$lcactl" --socket "$w/lca.sock" patch ibu upgrade --type=merge -p "{\"spec\":{\"stage\":\"Prep\",\"seedImageRef\":{\"version\":\"4.15.2\",\"image\":\"$addr/ibu/seed:4.15.2\",\"pullSecretRef\":{\"name\":\"s\"}}}}" >/dev/null
