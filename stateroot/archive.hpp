@@ -123,7 +123,9 @@ struct ExtractStats {
 // whose target is absolute or leaves `dest`, would be written through a symlink (one from the
 // archive or one already in `dest`), or is a character/block device, FIFO or socket.
 // Decompression (and the source's own work: reading, hashing) runs on a helper thread, so it
-// overlaps the filesystem syscalls, as `tar xzf` overlaps with its gzip child.
+// overlaps the filesystem syscalls, as `tar xzf` overlaps with its gzip child; gzip is inflated
+// with ISA-L. Small regular files and symlinks are created by writer threads
+// (file_writer_pool.hpp); the result is the same as writing the entries in archive order.
 // Modes (including setuid), numeric owners, mtimes, xattrs, ACLs and hardlinks are restored;
 // file flags (chattr +i) never are. An existing non-directory in the way is replaced (unlinked,
 // so an inode shared by hardlinks outside `dest` is never written to); an existing directory is
