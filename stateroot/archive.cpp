@@ -721,6 +721,20 @@ std::pair<std::string, std::string> SplitParent(const std::string& rel) {
   return {rel.substr(0, slash), rel.substr(slash + 1)};
 }
 
+// Calls fn(data, size, offset) for each block of the current entry's data.
+template <typename Fn>
+void ForEachDataBlock(Reader& reader, const std::string& raw, Fn&& fn) {
+  for (;;) {
+    const void* data = nullptr;
+    std::size_t size = 0;
+    la_int64_t offset = 0;
+    int rc = archive_read_data_block(reader.get(), &data, &size, &offset);
+    if (rc == ARCHIVE_EOF) return;
+    if (rc < ARCHIVE_WARN) reader.Fail("reading the data of entry " + Quote(raw));
+    fn(data, size, offset);
+  }
+}
+
 ExtractStats ExtractFrom(Reader& reader, const fs::path& root, const ExtractOptions& opts) {
   const std::string& label = reader.label();
 
@@ -811,14 +825,8 @@ ExtractStats ExtractFrom(Reader& reader, const fs::path& root, const ExtractOpti
       } else {
         job.size = archive_entry_size(e);
         job.data.reserve(static_cast<std::size_t>(job.size));
-        for (;;) {
-          const void* data = nullptr;
-          std::size_t size = 0;
-          la_int64_t offset = 0;
-          rc = archive_read_data_block(in, &data, &size, &offset);
-          if (rc == ARCHIVE_EOF) break;
-          if (rc < ARCHIVE_WARN) reader.Fail("reading the data of entry " + Quote(raw));
-          if (size == 0) continue;
+        ForEachDataBlock(reader, raw, [&](const void* data, std::size_t size, la_int64_t offset) {
+          if (size == 0) return;
           if (!job.segments.empty() &&
               job.segments.back().offset + static_cast<la_int64_t>(job.segments.back().size) ==
                   offset) {
@@ -830,7 +838,7 @@ ExtractStats ExtractFrom(Reader& reader, const fs::path& root, const ExtractOpti
           job.data.insert(job.data.end(), p, p + size);
           stats.bytes += size;
           ReportProgress(opts, stats.bytes, reported);
-        }
+        });
       }
       queued.insert(rel);
       pool.Submit(std::hash<std::string>{}(parent), std::move(job));
@@ -854,13 +862,7 @@ ExtractStats ExtractFrom(Reader& reader, const fs::path& root, const ExtractOpti
     if (rc == ARCHIVE_WARN) warnings.Add(raw, ArchiveMessage(out.get()));
 
     if (archive_entry_size(e) > 0) {
-      for (;;) {
-        const void* data = nullptr;
-        std::size_t size = 0;
-        la_int64_t offset = 0;
-        rc = archive_read_data_block(in, &data, &size, &offset);
-        if (rc == ARCHIVE_EOF) break;
-        if (rc < ARCHIVE_WARN) reader.Fail("reading the data of entry " + Quote(raw));
+      ForEachDataBlock(reader, raw, [&](const void* data, std::size_t size, la_int64_t offset) {
         la_ssize_t w = archive_write_data_block(out.get(), data, size, offset);
         if (w < ARCHIVE_WARN) {
           throw Error(Errc::kIo,
@@ -869,7 +871,7 @@ ExtractStats ExtractFrom(Reader& reader, const fs::path& root, const ExtractOpti
         if (w == ARCHIVE_WARN) warnings.Add(raw, ArchiveMessage(out.get()));
         stats.bytes += size;
         ReportProgress(opts, stats.bytes, reported);
-      }
+      });
     }
     rc = archive_write_finish_entry(out.get());
     if (rc < ARCHIVE_WARN) {

@@ -109,31 +109,26 @@ void FileWriterPool::Warn(const FileJob& job, const std::string& message) {
 
 // Makes room for `job` in its directory: an existing non-directory is unlinked (so an inode
 // shared by hardlinks elsewhere is never written to); a directory in the way is an error.
-namespace {
-bool RemoveInTheWay(int dir, const std::string& name, bool* is_dir) {
+void FileWriterPool::MakeRoom(const FileJob& job) {
+  const int dir = job.dir->get();
   struct stat st {};
-  if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT;
-  if (S_ISDIR(st.st_mode)) {
-    *is_dir = true;
-    return false;
+  if (::fstatat(dir, job.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return;
+    Fail(job, "replacing", errno);
   }
-  return ::unlinkat(dir, name.c_str(), 0) == 0 || errno == ENOENT;
+  if (S_ISDIR(st.st_mode)) {
+    throw Error(Errc::kIo, label_ + ": extracting entry " + job.entry +
+                               ": a directory of that name is in the way");
+  }
+  if (::unlinkat(dir, job.name.c_str(), 0) != 0 && errno != ENOENT) Fail(job, "replacing", errno);
 }
-}  // namespace
 
 void FileWriterPool::WriteFile(const FileJob& job) {
   const int dir = job.dir->get();
   const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
   UniqueFd fd(::openat(dir, job.name.c_str(), flags, 0600));
   if (fd.get() < 0 && errno == EEXIST) {
-    bool is_dir = false;
-    if (!RemoveInTheWay(dir, job.name, &is_dir)) {
-      if (is_dir) {
-        throw Error(Errc::kIo, label_ + ": extracting entry " + job.entry +
-                                   ": a directory of that name is in the way");
-      }
-      Fail(job, "replacing", errno);
-    }
+    MakeRoom(job);
     fd = UniqueFd(::openat(dir, job.name.c_str(), flags, 0600));
   }
   if (fd.get() < 0) Fail(job, "creating", errno);
@@ -189,14 +184,7 @@ void FileWriterPool::WriteSymlink(const FileJob& job) {
   const int dir = job.dir->get();
   if (::symlinkat(job.target.c_str(), dir, job.name.c_str()) != 0) {
     if (errno != EEXIST) Fail(job, "creating", errno);
-    bool is_dir = false;
-    if (!RemoveInTheWay(dir, job.name, &is_dir)) {
-      if (is_dir) {
-        throw Error(Errc::kIo, label_ + ": extracting entry " + job.entry +
-                                   ": a directory of that name is in the way");
-      }
-      Fail(job, "replacing", errno);
-    }
+    MakeRoom(job);
     if (::symlinkat(job.target.c_str(), dir, job.name.c_str()) != 0) Fail(job, "creating", errno);
   }
   if (job.owner && ::fchownat(dir, job.name.c_str(), job.owner->first, job.owner->second,

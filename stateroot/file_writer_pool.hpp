@@ -85,6 +85,7 @@ class FileWriterPool {
   void Write(const FileJob& job);
   void WriteFile(const FileJob& job);
   void WriteSymlink(const FileJob& job);
+  void MakeRoom(const FileJob& job);
   void Metadata(const FileJob& job, int fd);
   void Warn(const FileJob& job, const std::string& message);
   [[noreturn]] void Fail(const FileJob& job, const std::string& doing, int err);
