@@ -96,7 +96,8 @@ std::string EtcExcludeList(const HostConfig& host) {
   std::vector<fs::path> files;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->is_regular_file(ec)) files.push_back(it->path());
+    std::error_code type_ec;  // not `ec`: a dangling symlink would end the listing early
+    if (it->is_regular_file(type_ec)) files.push_back(it->path());
   }
   std::sort(files.begin(), files.end());
   for (const auto& f : files) {
@@ -207,7 +208,8 @@ std::vector<std::string> NewestStaticPodDirs(const HostConfig& host) {
     std::error_code ec;
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
       const std::string n = it->path().filename().string();
-      if (n.rfind(prefix + "-", 0) != 0 || !it->is_directory(ec)) continue;
+      std::error_code type_ec;  // not `ec`: a dangling symlink would end the listing early
+      if (n.rfind(prefix + "-", 0) != 0 || !it->is_directory(type_ec)) continue;
       const std::string rev = n.substr(prefix.size() + 1);
       if (rev.empty() || rev.find_first_not_of("0123456789") != std::string::npos) continue;
       const long r = std::stol(rev);

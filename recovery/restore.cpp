@@ -339,7 +339,8 @@ class Engine {
     std::vector<fs::path> found;
     std::error_code ec;
     for (fs::directory_iterator it(hooks, ec), end; !ec && it != end; it.increment(ec)) {
-      if (it->is_regular_file(ec) && ::access(it->path().c_str(), X_OK) == 0) {
+      std::error_code type_ec;  // not `ec`: a dangling symlink would end the listing early
+      if (it->is_regular_file(type_ec) && ::access(it->path().c_str(), X_OK) == 0) {
         found.push_back(it->path());
       }
     }

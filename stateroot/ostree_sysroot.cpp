@@ -66,14 +66,21 @@ void ImportByRename(const fs::path& source, const fs::path& dest,
     std::string dir, name;
   };
   std::vector<Move> moves, last;
+  // The type checks use their own error code and never follow symlinks: a bare repo's symlink
+  // objects point anywhere (usually nowhere from here), and following one used to leave ENOENT
+  // in the listing's error code, failing the import whenever such an object was listed last.
+  auto is_dir = [](const fs::directory_entry& e) {
+    std::error_code type_ec;
+    return e.symlink_status(type_ec).type() == fs::file_type::directory;
+  };
   std::error_code ec;
   for (const auto& d : fs::directory_iterator(src_objects, ec)) {
     const std::string dir = d.path().filename().string();
-    if (dir.size() != 2 || !IsHex(dir) || !d.is_directory(ec) || d.is_symlink(ec)) continue;
+    if (dir.size() != 2 || !IsHex(dir) || !is_dir(d)) continue;
     for (const auto& f : fs::directory_iterator(d.path(), ec)) {
       std::string name = f.path().filename().string();
       auto type = LooseObjectType(name);
-      if (!type || f.is_directory(ec)) continue;
+      if (!type || is_dir(f)) continue;
       if (*type == "commit" || *type == "commitmeta" || *type == "tombstone-commit") {
         if (commits.count(dir + name.substr(0, 62)) == 0) continue;
         last.push_back({dir, std::move(name)});
@@ -346,7 +353,10 @@ void ClearStaterootImmutable(const fs::path& dir) {
   ClearImmutable(dir / "deploy");
   std::error_code ec;
   for (fs::directory_iterator it(dir / "deploy", ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->is_directory(ec) && !it->is_symlink(ec)) ClearImmutable(it->path());
+    std::error_code type_ec;  // not `ec`: a dangling symlink would end the listing early
+    if (it->symlink_status(type_ec).type() == fs::file_type::directory) {
+      ClearImmutable(it->path());
+    }
   }
 }
 

@@ -725,10 +725,25 @@ TEST_F(OstreeSysrootTest, ImportFromScratchMovesObjects) {
       Trim(MustRun({"ostree", "--repo=" + scratch.string(), "commit", "--branch=partial",
                     "--tree=dir=" + partial_tree.string()}));
   WriteText(scratch / "state" / (partial + ".commitpartial"), "");
+  // A symlink object (its target resolves nowhere from objects/xx, as in any bare repo) alone in
+  // its directory, so it is listed last there: it must move, not fail the listing with ENOENT.
+  std::string lone_dir;
+  for (int i = 0; i < 256 && lone_dir.empty(); ++i) {
+    char hex[3];
+    std::snprintf(hex, sizeof hex, "%02x", i);
+    if (!fs::exists(scratch / "objects" / hex) && !fs::exists(sr.repo_path() / "objects" / hex)) {
+      lone_dir = hex;
+    }
+  }
+  ASSERT_FALSE(lone_dir.empty());
+  const std::string lone = std::string(62, 'e') + ".file";
+  fs::create_directories(scratch / "objects" / lone_dir);
+  fs::create_symlink("../no/such/target", scratch / "objects" / lone_dir / lone);
 
   sr.InitStateroot("rhcos_4.15.2");
   EXPECT_EQ(sr.ImportFromRepo(scratch, OstreeSysroot::ImportMode::kMoveFromScratch),
             std::vector<std::string>{csum2_});
+  EXPECT_EQ(fs::read_symlink(sr.repo_path() / "objects" / lone_dir / lone), "../no/such/target");
   EXPECT_TRUE(sr.HasCommit(csum2_));
   EXPECT_FALSE(sr.HasCommit(partial));
   const Deployment d = sr.Deploy("rhcos_4.15.2", csum2_, {"ibu=4.15.2"}, "");
