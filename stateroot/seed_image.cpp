@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <future>
 
 #include "common/atomic_file.hpp"
 #include "common/error.hpp"
@@ -89,6 +90,19 @@ SeedInspection InspectSeed(ProcessRunner& runner, const std::string& image,
     args.push_back("--no-creds");
   }
   args.push_back(SkopeoReference(image));
+  auto raw = [&runner, &access, args](const std::string& ref) {
+    std::vector<std::string> raw_args = args;
+    raw_args.back() = ref;
+    raw_args.insert(raw_args.end() - 1, "--raw");
+    return ParseJson(
+        RunSkopeo(runner, Skopeo(access, "inspect", raw_args), "inspecting " + ref).stdout_data,
+        "skopeo inspect --raw output");
+  };
+  // skopeo < 1.10 (Debian 12 has 1.9) prints no LayersData: the sizes are then in the manifest.
+  // Both are asked at once: each is a skopeo start plus registry round trips (~80 ms here), and
+  // which one is needed shows only in the first answer. The manifest's failure matters only when
+  // the manifest is needed; the labels' failure is the one reported.
+  auto manifest_ahead = std::async(std::launch::async, raw, args.back());
   const auto result =
       RunSkopeo(runner, Skopeo(access, "inspect", args), "inspecting " + SkopeoReference(image));
   const Json j = ParseJson(result.stdout_data, "skopeo inspect output");
@@ -99,16 +113,7 @@ SeedInspection InspectSeed(ProcessRunner& runner, const std::string& image,
     for (const auto& l : j["LayersData"]) out.layer_sizes.push_back(l.value("Size", int64_t{0}));
     return out;
   }
-  // skopeo < 1.10 (Debian 12 has 1.9) prints no LayersData: the sizes are in the manifest.
-  auto raw = [&](const std::string& ref) {
-    std::vector<std::string> raw_args = args;
-    raw_args.back() = ref;
-    raw_args.insert(raw_args.end() - 1, "--raw");
-    return ParseJson(
-        RunSkopeo(runner, Skopeo(access, "inspect", raw_args), "inspecting " + ref).stdout_data,
-        "skopeo inspect --raw output");
-  };
-  Json manifest = raw(args.back());
+  Json manifest = manifest_ahead.get();
   if (manifest.contains("manifests")) {
     // A manifest list: the image skopeo chose above is this machine's platform.
     const std::string ref = args.back();
