@@ -151,7 +151,7 @@ ours() {
   agent_pid=$!
   for _ in $(seq 100); do "$lcactl" --socket "$w/lca.sock" get ibu -o name >/dev/null 2>&1 && break; sleep 0.05; done
   "$lcactl" --socket "$w/lca.sock" patch ibu upgrade --type=merge -p "{\"spec\":{\"stage\":\"Prep\",\"seedImageRef\":{\"version\":\"4.15.2\",\"image\":\"$addr/ibu/seed:4.15.2\",\"pullSecretRef\":{\"name\":\"s\"}}}}" >/dev/null
-  "$lcactl" --socket "$w/lca.sock" wait ibu --for=condition=PrepCompleted --timeout=30m >/dev/null || {
+  "$lcactl" --socket "$w/lca.sock" wait ibu --for=condition=PrepCompleted --timeout=5m >/dev/null || {
     "$lcactl" --socket "$w/lca.sock" status >&2; cat "$w/agent.log" >&2; return 1; }
   sync
 }
