@@ -566,8 +566,8 @@ std::vector<std::string> OstreeSysroot::ImportFromRepo(const fs::path& source_re
     std::sort(checksums.begin(), checksums.end());
 
     // Same mode and filesystem: move the objects instead of pulling them (ImportByRename).
-    struct stat src_st {
-    }, dst_st{};
+    struct stat src_st = {};
+    struct stat dst_st = {};
     if (mode == ImportMode::kMoveFromScratch &&
         ostree_repo_get_mode(source) == ostree_repo_get_mode(impl_->Repo()) &&
         ::stat((source_repo / "objects").c_str(), &src_st) == 0 &&
@@ -607,6 +607,13 @@ std::vector<std::string> OstreeSysroot::ImportFromRepo(const fs::path& source_re
     }
     return checksums;
   });
+}
+
+bool HasLooseCommit(const fs::path& repo, const std::string& checksum) {
+  if (checksum.size() != 64 || !IsHex(checksum)) return false;
+  std::error_code ec;
+  return fs::exists(repo / "objects" / checksum.substr(0, 2) / (checksum.substr(2) + ".commit"),
+                    ec);
 }
 
 bool OstreeSysroot::HasCommit(const std::string& checksum) {

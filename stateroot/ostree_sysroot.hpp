@@ -159,6 +159,10 @@ class OstreeSysroot {
 // other boot.N: routine on a running host) the deployment is found by stateroot, boot checksum
 // and, when that stateroot has several deployments of that kernel, boot serial (which shifts when
 // another stateroot's deployment of the same kernel goes first). nullopt without `ostree=`.
+// A loose commit object `checksum` in the repo at `repo`, looked up without opening the repo: a
+// scratch repo an interrupted import may have half emptied.
+bool HasLooseCommit(const std::filesystem::path& repo, const std::string& checksum);
+
 std::optional<BootedDeployment> FindBooted(const std::filesystem::path& sysroot,
                                            std::string_view cmdline);
 

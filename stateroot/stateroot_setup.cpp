@@ -205,19 +205,11 @@ SeedFiles StaterootSetup::LoadSeedFiles() const {
   return f;
 }
 
-namespace {
-bool ScratchHasCommit(const fs::path& repo, const std::string& checksum) {
-  std::error_code ec;
-  return fs::exists(repo / "objects" / checksum.substr(0, 2) / (checksum.substr(2) + ".commit"),
-                    ec);
-}
-}  // namespace
-
 std::string StaterootSetup::Import(const SeedFiles& files) {
   const SeedDeployment seed = SeedBootedDeployment(ParseJson(files.rpm_ostree, "rpm-ostree.json"));
   // Moved into place by an import that was interrupted after its last rename (commits go last,
   // so every object under it is there): the scratch repo no longer holds it.
-  if (sysroot_.HasCommit(seed.checksum) && !ScratchHasCommit(work_ / "repo", seed.checksum)) {
+  if (sysroot_.HasCommit(seed.checksum) && !HasLooseCommit(work_ / "repo", seed.checksum)) {
     return seed.checksum;
   }
   const auto imported =
