@@ -153,16 +153,16 @@ class OstreeSysroot {
   std::unique_ptr<Impl> impl_;
 };
 
+// A loose commit object `checksum` in the repo at `repo`, looked up without opening the repo: a
+// scratch repo an interrupted import may have half emptied.
+bool HasLooseCommit(const std::filesystem::path& repo, const std::string& checksum);
+
 // The booted deployment for a kernel command line. The `ostree=` path names
 // /ostree/boot.N/<stateroot>/<bootcsum>/<bootserial>; it is resolved through its symlinks first
 // (ResolveBooted), and when that path is gone (a cleanup after a deployment write removes the
 // other boot.N: routine on a running host) the deployment is found by stateroot, boot checksum
 // and, when that stateroot has several deployments of that kernel, boot serial (which shifts when
 // another stateroot's deployment of the same kernel goes first). nullopt without `ostree=`.
-// A loose commit object `checksum` in the repo at `repo`, looked up without opening the repo: a
-// scratch repo an interrupted import may have half emptied.
-bool HasLooseCommit(const std::filesystem::path& repo, const std::string& checksum);
-
 std::optional<BootedDeployment> FindBooted(const std::filesystem::path& sysroot,
                                            std::string_view cmdline);
 
