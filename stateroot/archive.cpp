@@ -324,8 +324,8 @@ class Inflater final : public ArchiveSource {
   }
 
   // One or more gzip members (RFC 1952: concatenated members are one stream), each member's
-  // CRC-32 checked by ISA-L. Bytes after the last member that do not start another one are
-  // ignored, as gzip(1) and libarchive do; the digest of the blob still covers them.
+  // CRC-32 checked by ISA-L. Bytes after the last member that do not start another one (the
+  // magic 1f 8b) are ignored, as gzip(1) and libarchive do; the blob's digest still covers them.
   void InflateGzip(std::span<const std::byte> in) {
     auto state = std::make_unique<inflate_state>();
     isal_inflate_init(state.get());
@@ -358,6 +358,12 @@ class Inflater final : public ArchiveSource {
       if (state->block_state == ISAL_BLOCK_FINISH) {
         if (state->avail_in == 0 && !next_input()) break;
         if (*state->next_in != 0x1f) break;  // trailing bytes, not another member
+        // The magic's second byte may be the first of the next read.
+        if (state->avail_in == 1 && rest.empty()) rest = compressed_.Read();
+        const auto second = state->avail_in > 1 ? state->next_in[1]
+                            : rest.empty()      ? std::uint8_t{0}
+                                                : static_cast<std::uint8_t>(rest[0]);
+        if (second != 0x8b) break;
         std::uint8_t* next_in = state->next_in;
         std::uint32_t avail_in = state->avail_in;
         isal_inflate_reset(state.get());
