@@ -31,6 +31,7 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 // After SIGKILLing the group, how long to wait for the pipes to close. Only a descendant that
 // escaped the group (setsid) can hold them open longer, and it must not hold us hostage.
 constexpr std::chrono::milliseconds kKillGrace{1000};
+constexpr std::chrono::milliseconds kCancelPoll{100};
 constexpr std::size_t kMaxArgInMessage = 200;
 
 Error NotFound(const std::string& argv0) {
@@ -255,6 +256,7 @@ class Session {
       timer_.expires_after(spec_.timeout);
       timer_.async_wait([this](const boost::system::error_code& ec) { OnTimeout(ec); });
     }
+    if (spec_.cancelled) PollCancel();
     io_.run();
     if (result_.stderr_tail.size() > spec_.stderr_tail_bytes) {
       result_.stderr_tail.erase(0, result_.stderr_tail.size() - spec_.stderr_tail_bytes);
@@ -267,10 +269,26 @@ class Session {
     out_.async_read_some(asio::buffer(out_buf_),
                          [this](const boost::system::error_code& ec, std::size_t n) {
                            result_.stdout_data.append(out_buf_.data(), n);
+                           DeliverLines(/*eof=*/static_cast<bool>(ec));
                            if (ec) return Done();
                            --pending_;
                            ReadStdout();
                          });
+  }
+
+  // Hands complete stdout lines to spec_.on_stdout_line; at EOF also an unterminated last one.
+  void DeliverLines(bool eof) {
+    if (!spec_.on_stdout_line) return;
+    const std::string& out = result_.stdout_data;
+    size_t nl;
+    while ((nl = out.find('\n', line_start_)) != std::string::npos) {
+      spec_.on_stdout_line(out.substr(line_start_, nl - line_start_));
+      line_start_ = nl + 1;
+    }
+    if (eof && line_start_ < out.size()) {
+      spec_.on_stdout_line(out.substr(line_start_));
+      line_start_ = out.size();
+    }
   }
 
   void ReadStderr() {
@@ -317,7 +335,32 @@ class Session {
   }
 
   void Done() {
-    if (--pending_ == 0) timer_.cancel();
+    if (--pending_ == 0) {
+      timer_.cancel();
+      poll_.cancel();
+    }
+  }
+
+  void PollCancel() {
+    poll_.expires_after(kCancelPoll);
+    poll_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || pending_ == 0) return;
+      if (!spec_.cancelled()) return PollCancel();
+      result_.cancelled = true;
+      // SIGTERM first: podman and skopeo then leave their storage consistent.
+      ::kill(-pid_, SIGTERM);
+      ::kill(pid_, SIGTERM);
+      poll_.expires_after(kKillGrace);
+      poll_.async_wait([this](const boost::system::error_code& grace_ec) {
+        if (grace_ec || pending_ == 0) return;
+        ::kill(-pid_, SIGKILL);
+        ::kill(pid_, SIGKILL);
+        poll_.expires_after(kKillGrace);
+        poll_.async_wait([this](const boost::system::error_code& last_ec) {
+          if (!last_ec && pending_ != 0) ClosePipes();
+        });
+      });
+    });
   }
 
   void OnTimeout(const boost::system::error_code& ec) {
@@ -330,12 +373,17 @@ class Session {
     timer_.expires_after(kKillGrace);
     timer_.async_wait([this](const boost::system::error_code& grace_ec) {
       if (grace_ec || pending_ == 0) return;
-      boost::system::error_code ignored;
-      out_.close(ignored);
-      err_.close(ignored);
-      if (in_) in_->close(ignored);
-      if (exit_watch_) exit_watch_->close(ignored);
+      ClosePipes();
     });
+  }
+
+  // After SIGKILL and a grace: a descendant that left the group may still hold our pipes.
+  void ClosePipes() {
+    boost::system::error_code ignored;
+    out_.close(ignored);
+    err_.close(ignored);
+    if (in_) in_->close(ignored);
+    if (exit_watch_) exit_watch_->close(ignored);
   }
 
   const ProcessSpec& spec_;
@@ -347,9 +395,11 @@ class Session {
   std::optional<bp::async_pipe> in_;
   std::optional<asio::posix::stream_descriptor> exit_watch_;
   asio::steady_timer timer_{io_};
+  asio::steady_timer poll_{io_};  // spec_.cancelled, then the grace before SIGKILL
   std::vector<char> out_buf_;
   std::vector<char> err_buf_;
   int pending_ = 0;
+  size_t line_start_ = 0;  // first stdout byte not yet handed to on_stdout_line
   pid_t pid_ = -1;
 };
 
@@ -392,6 +442,7 @@ std::string ProcessResult::Describe() const {
     if (timeout.count() > 0) return "timed out after " + FormatDuration(timeout) + " (killed)";
     return "timed out (killed)";
   }
+  if (cancelled) return "cancelled (stopped)";
   if (term_signal != 0) return "killed by signal " + std::to_string(term_signal);
   return "exited with status " + std::to_string(exit_code);
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -24,18 +25,27 @@ struct ProcessSpec {
   std::chrono::milliseconds timeout{0};      // 0: none. On expiry SIGKILL the whole process group
   std::optional<std::string> stdin_data{};   // written to stdin then closed; nullopt: /dev/null
   std::size_t stderr_tail_bytes = 4096;      // how much of stderr's END to keep
+  // When set, called with each line of stdout (without its '\n'; a last line without one at
+  // EOF too) as it arrives, on the thread inside Run. For progress from long-running children;
+  // stdout_data still gets everything. Must not throw.
+  std::function<void(const std::string&)> on_stdout_line{};
+  // When set, polled every 100 ms on the thread inside Run; once it returns true the process
+  // group gets SIGTERM, then SIGKILL if it is still there after the kill grace. For an abort that
+  // must not wait for a long pull. Must not throw.
+  std::function<bool()> cancelled{};
 };
 
 struct ProcessResult {
   int exit_code = -1;         // valid when term_signal == 0
   int term_signal = 0;        // signal that ended it, or 0
   bool timed_out = false;     // the timeout expired and the process group was killed
+  bool cancelled = false;     // spec.cancelled said so and the process group was stopped
   std::string stdout_data{};  // all of stdout
   std::string stderr_tail{};  // the last stderr_tail_bytes of stderr
   // The limit that expired; only Describe() reads it, so fakes may leave it 0.
   std::chrono::milliseconds timeout{0};
 
-  bool ok() const { return !timed_out && term_signal == 0 && exit_code == 0; }
+  bool ok() const { return !timed_out && !cancelled && term_signal == 0 && exit_code == 0; }
   // "exited with status 3" / "killed by signal 9" / "timed out after 2s (killed)"
   std::string Describe() const;
 };

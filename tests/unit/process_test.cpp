@@ -75,6 +75,55 @@ TEST(ProcessTest, CapturesStdoutExactly) {
   EXPECT_EQ(r.stderr_tail, "");
 }
 
+TEST(ProcessTest, StdoutLinesArriveWhileTheChildRuns) {
+  // The child prints a line, then waits for the marker the callback creates on that line: the
+  // run only finishes in time if lines are handed over as they come, not at exit.
+  TempDir dir;
+  const std::string marker = (dir.path() / "seen-one").string();
+  ProcessSpec spec =
+      Sh("echo one; while [ ! -e \"$1\" ]; do sleep 0.02; done; printf 'two\\nthree'");
+  spec.argv.push_back("sh");
+  spec.argv.push_back(marker);
+  spec.timeout = seconds(10);
+  std::vector<std::string> lines;
+  spec.on_stdout_line = [&](const std::string& line) {
+    lines.push_back(line);
+    if (line == "one") std::ofstream(marker).put('x');
+  };
+  SystemProcessRunner runner;
+  const ProcessResult r = runner.Run(spec);
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(lines, (std::vector<std::string>{"one", "two", "three"}));
+  EXPECT_EQ(r.stdout_data, "one\ntwo\nthree");
+}
+
+TEST(ProcessTest, CancelStopsTheWholeGroupPromptly) {
+  // A child and a grandchild that would run for a minute; cancel after the first line.
+  ProcessSpec spec = Sh("sleep 60 & echo started; wait");
+  spec.timeout = seconds(30);
+  std::atomic<bool> started{false};
+  spec.on_stdout_line = [&](const std::string& line) { started = started || line == "started"; };
+  spec.cancelled = [&] { return started.load(); };
+  SystemProcessRunner runner;
+  const auto t0 = std::chrono::steady_clock::now();
+  const ProcessResult r = runner.Run(spec);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(5));
+  EXPECT_TRUE(r.cancelled);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.Describe(), "cancelled (stopped)");
+}
+
+TEST(ProcessTest, CancelThatNeverFiresChangesNothing) {
+  ProcessSpec spec = Sh("sleep 0.3; echo done");
+  spec.cancelled = [] { return false; };
+  SystemProcessRunner runner;
+  const ProcessResult r = runner.Run(spec);
+  EXPECT_TRUE(r.ok()) << r.Describe();
+  EXPECT_FALSE(r.cancelled);
+  EXPECT_EQ(r.stdout_data, "done\n");
+}
+
 TEST(ProcessTest, ArgumentsAreNotShellInterpreted) {
   SystemProcessRunner runner;
   ProcessResult r = runner.Run(ProcessSpec{.argv = {"echo", "$HOME", "a;b", "*", "'q'"}});
