@@ -179,9 +179,9 @@ JobOutcome Job::Run() {
     for (const auto& img : out_.images) {
       if (!local.Contains(img)) missing.push_back(img);
     }
-    std::vector<std::string> errors;
-    const auto layers = InspectAll(runner_, missing, access, opts_.concurrency, &errors);
-    for (const auto& e : errors) Log("DEBUG", e + " (its size is not counted)");
+    const Inspection inspected = InspectAll(runner_, missing, access, opts_.concurrency);
+    for (const auto& e : inspected.errors) Log("DEBUG", e + " (its size is not counted)");
+    const auto& layers = inspected.layers;
     const uint64_t floor =
         spec.space_required.empty() ? 0 : ParseConfigMapSpaceRequired(spec.space_required);
     const fs::path storage = opts_.podman.root;
@@ -198,6 +198,7 @@ JobOutcome Job::Run() {
     std::optional<stateroot::TransientAuthFile> auth;
     PullOptions po;
     po.window = opts_.concurrency;
+    po.round_trip = inspected.SlowestRoundTrip();
     po.attempts = opts_.attempts;
     po.backoff = opts_.backoff;
     po.deadline = deadline;

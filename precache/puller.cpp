@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -105,6 +106,20 @@ PullResult PullImages(ProcessRunner& runner, const PodmanConfig& podman,
   spdlog::info("precache: {} images, {} already present, {} to pull", seen.size(),
                result.skipped.size(), tasks.size());
 
+  // The shape: one process for a near registry, the window otherwise (PullOptions::round_trip).
+  if (opts.round_trip && *opts.round_trip < opts.near_round_trip && !tasks.empty()) {
+    result.near_registry = true;
+    opts.window = 1;
+    opts.max_chunk = tasks.size();
+    // In one process a shared layer is fetched once anyway: no image has to wait for another.
+    opts.primer_min_layer_bytes = UINT64_MAX;
+    spdlog::info("precache: registry round trip {:.1f} ms: one podman process for the {} images",
+                 static_cast<double>(opts.round_trip->count()) / 1000, tasks.size());
+  } else if (opts.round_trip) {
+    spdlog::info("precache: registry round trip {:.1f} ms: up to {} podman processes at once",
+                 static_cast<double>(opts.round_trip->count()) / 1000, opts.window);
+  }
+
   // 2. Primers: the first image holding a large layer that later images share goes first.
   {
     std::map<std::string, size_t> owner;  // layer -> task position
@@ -128,22 +143,31 @@ PullResult PullImages(ProcessRunner& runner, const PodmanConfig& podman,
   size_t in_flight = 0;
   bool stop = false;
 
-  auto finish = [&](size_t t, bool ok, const std::string& error) {  // mu held
+  // Reports one image done. Progress may run ahead of the attribution: `podman pull a b c`
+  // prints an ID per image it pulled, but not which argument it was (it goes on past a failed
+  // one), so each line is credited at once (the counts, the hook, the failpoint) and the image
+  // is only named when the process ends; `credited` says its counts were already given.
+  auto report = [&] {  // mu held
+    if (hooks.progress) hooks.progress(result);
+    // Tests kill the daemon here ("N*crash") to show a restarted Prep resumes the pre-cache.
+    LCA_FAILPOINT("precache.image-done");
+  };
+  auto finish = [&](size_t t, bool ok, const std::string& error, bool log = true,
+                    bool credited = false) {  // mu held
     tasks[t].done = true;
     const PullItem& it = items[tasks[t].index];
     if (ok) {
       result.pulled.push_back(it.image);
       result.bytes_done += it.bytes;
+      if (credited) return;
       if (recorder != nullptr) recorder->RecordPulled();
     } else {
       result.failed.push_back(it.image);
       result.errors[it.image] = error;
       if (recorder != nullptr) recorder->RecordFailed(it.image);
-      spdlog::error("precache: failed to pull {}: {}", it.image, error);
+      if (log) spdlog::error("precache: failed to pull {}: {}", it.image, error);
     }
-    if (hooks.progress) hooks.progress(result);
-    // Tests kill the daemon here ("N*crash") to show a restarted Prep resumes the pre-cache.
-    LCA_FAILPOINT("precache.image-done");
+    report();
   };
   auto ready = [&](const Task& t, Clock::time_point now) {
     if (t.done || t.in_flight || t.not_before > now) return false;
@@ -215,10 +239,33 @@ PullResult PullImages(ProcessRunner& runner, const PodmanConfig& podman,
                                                  opts.deadline - now)));
       }
       lock.unlock();
+      ProcessSpec spec = PodmanSpec(podman, args, timeout, /*niced=*/true);
+      spec.cancelled = hooks.cancelled;
+      // `podman pull --quiet a b c` prints each image's ID as that image is done: the progress
+      // file follows each image, not each process. The bytes are an estimate (the chunk's
+      // images in order) until the process ends and local storage says which images made it.
+      size_t credited = 0;
+      uint64_t credited_bytes = 0;
+      spec.on_stdout_line = [&](const std::string& line) {
+        if (line.size() != 64 || line.find_first_not_of("0123456789abcdef") != std::string::npos)
+          return;
+        std::lock_guard stream_lock(mu);
+        if (credited == chunk.size()) return;
+        const uint64_t bytes = items[tasks[chunk[credited++]].index].bytes;
+        credited_bytes += bytes;
+        result.bytes_done += bytes;
+        if (recorder != nullptr) recorder->RecordPulled();
+        try {
+          report();
+        } catch (const std::exception& e) {
+          // Nothing may leave the process runner's callback.
+          spdlog::error("precache: reporting progress: {}", e.what());
+        }
+      };
       ProcessResult r;
       std::string start_error;
       try {
-        r = runner.Run(PodmanSpec(podman, args, timeout, /*niced=*/true));
+        r = runner.Run(spec);
       } catch (const std::exception& e) {
         start_error = e.what();
       }
@@ -233,13 +280,16 @@ PullResult PullImages(ProcessRunner& runner, const PodmanConfig& podman,
       }
       lock.lock();
       --in_flight;
+      result.bytes_done -= credited_bytes;  // from here on, counted per image
+      size_t success = 0;
       for (size_t t : chunk) {
         tasks[t].in_flight = false;
         const std::string& image = items[tasks[t].index].image;
         if (start_error.empty() && (r.ok() || (after && after->Contains(image)))) {
-          finish(t, true, "");
+          finish(t, true, "", true, /*credited=*/success++ < credited);
           continue;
         }
+        if (r.cancelled) continue;  // stays not done: "not pulled: … cancelled" below
         std::string error = start_error;
         if (error.empty()) {
           error =
@@ -259,6 +309,10 @@ PullResult PullImages(ProcessRunner& runner, const PodmanConfig& podman,
                        tasks[t].attempts, opts.attempts, delay.count(), error);
         }
       }
+      if (r.cancelled) {
+        if (!stop) result.cancelled = true;
+        stop = true;
+      }
       cv.notify_all();
     }
   };
@@ -270,13 +324,16 @@ PullResult PullImages(ProcessRunner& runner, const PodmanConfig& podman,
     for (size_t i = 0; i < n; ++i) threads.emplace_back(worker);
     for (auto& th : threads) th.join();
   }
-  // Not attempted because of a stop.
+  // Not attempted because of a stop: one log line for all of them.
+  const std::string stopped = result.timed_out ? "not pulled: the pre-cache deadline passed"
+                                               : "not pulled: pre-caching was cancelled";
+  size_t not_attempted = 0;
   for (size_t t = 0; t < tasks.size(); ++t) {
     if (tasks[t].done) continue;
-    finish(t, false,
-           result.timed_out ? "not pulled: the pre-cache deadline passed"
-                            : "not pulled: pre-caching was cancelled");
+    ++not_attempted;
+    finish(t, false, stopped, /*log=*/false);
   }
+  if (not_attempted > 0) spdlog::error("precache: {} images {}", not_attempted, stopped);
 
   // 3. As LCA does: an image that failed by its own name may be present under another one
   // (pulled by digest through an alias); `podman image exists` has the last word.

@@ -14,7 +14,9 @@
 //    (the "primer"), so a shared base layer crosses the link once, not once per parallel pull;
 //  * failed images are retried one per process with exponential backoff (TALM: 10 immediate
 //    sequential retries; LCA: 5 immediate), stopping early on `manifest unknown`;
-//  * an overall deadline and cancellation between pulls; every process has a timeout.
+//  * an overall deadline; cancellation stops the processes in flight; every process has a
+//    timeout;
+//  * with a near registry (a measured round trip) ONE process pulls everything, in order.
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -52,6 +54,15 @@ struct PullOptions {
   std::optional<std::filesystem::path> authfile;
   // A shared layer at least this big makes later images wait for the first one holding it.
   uint64_t primer_min_layer_bytes = 256 * 1024;
+  // The registries' measured round trip (the slowest registry's fastest manifest read, from the
+  // space plan: Inspection::SlowestRoundTrip); nullopt = not measured. Below `near_round_trip`
+  // every image goes through ONE podman process: with a near registry the pulls are bound by
+  // the host (decompression on few cores, one storage lock), so parallel processes only
+  // contend, and a process per image adds its start-up. Farther away, or unmeasured, the window
+  // hides the link's latency. 10 ms sits between a registry in the same site (< 2 ms) and one
+  // across a WAN (> 20 ms); see docs/benchmarks.md.
+  std::optional<std::chrono::microseconds> round_trip;
+  std::chrono::microseconds near_round_trip{10000};
 };
 
 struct PullResult {
@@ -61,9 +72,10 @@ struct PullResult {
   std::map<std::string, std::string> errors;  // image -> last error
   bool timed_out = false;
   bool cancelled = false;
-  uint64_t bytes_total = 0;  // compressed bytes of the images that were missing
-  uint64_t bytes_done = 0;   // of those, pulled
-  uint64_t processes = 0;    // podman pull processes started
+  uint64_t bytes_total = 0;    // compressed bytes of the images that were missing
+  uint64_t bytes_done = 0;     // of those, pulled
+  uint64_t processes = 0;      // podman pull processes started
+  bool near_registry = false;  // pulled in one process (PullOptions::round_trip)
 
   // Every image is present, or best effort was asked for (and the run was not cancelled).
   bool ok(bool best_effort) const {
@@ -75,7 +87,8 @@ struct PullResult {
 };
 
 struct PullHooks {
-  // Checked between pulls; true stops the run (in-flight pulls finish).
+  // Checked between pulls and every 100 ms during each podman process; true stops the run and
+  // the podman processes in flight (SIGTERM, then SIGKILL). Called from several threads.
   std::function<bool()> cancelled;
   // After each image finishes (pulled or finally failed), with the running totals.
   std::function<void(const PullResult&)> progress;

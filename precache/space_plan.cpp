@@ -1,17 +1,21 @@
 #include "precache/space_plan.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
 #include "common/atomic_file.hpp"
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
+#include "precache/registries_conf.hpp"
+#include "precache/registry_client.hpp"
 #include "stateroot/oci_layout.hpp"
 
 namespace lca::precache {
@@ -122,10 +126,50 @@ ImageLayers InspectImageLayers(ProcessRunner& runner, const std::string& image,
   return out;
 }
 
-std::vector<ImageLayers> InspectAll(ProcessRunner& runner, const std::vector<std::string>& images,
-                                    const stateroot::RegistryAccess& access, size_t window,
-                                    std::vector<std::string>* errors) {
-  std::vector<ImageLayers> out(images.size());
+std::optional<std::chrono::microseconds> Inspection::SlowestRoundTrip() const {
+  if (!every_registry_timed || round_trips.empty()) return std::nullopt;
+  std::chrono::microseconds slowest{0};
+  for (const auto& [host, t] : round_trips) slowest = std::max(slowest, t);
+  return slowest;
+}
+
+namespace {
+
+// The client for InspectAll, or none when registries.conf cannot be read exactly (then skopeo,
+// which reads it itself, does every image).
+std::unique_ptr<RegistryClient> MakeClient(const stateroot::RegistryAccess& access) {
+  try {
+    RegistryClientOptions o;
+    o.authfile = access.authfile;
+    o.request_timeout = std::min<std::chrono::milliseconds>(access.timeout, o.request_timeout);
+    return std::make_unique<RegistryClient>(LoadRegistriesConf(access.registries_conf), o);
+  } catch (const std::exception& e) {
+    spdlog::info("precache: reading manifests with skopeo only: {}", e.what());
+    return nullptr;
+  }
+}
+
+ImageLayers ReadInProcess(RegistryClient& client, const std::string& image) {
+  const auto ref = ParseImageRef(image);
+  if (!ref) throw Error(Errc::kInvalid, image + ": not a reference the client reads");
+  std::string platform;
+  const std::string arch = stateroot::HostOciArchitecture();
+  ImageLayers out =
+      ParseManifest(image, client.GetManifest(*ref, ref->Reference()), arch, &platform);
+  if (!platform.empty()) {
+    out = ParseManifest(image, client.GetManifest(*ref, platform), arch, nullptr);
+  }
+  return out;
+}
+
+}  // namespace
+
+Inspection InspectAll(ProcessRunner& runner, const std::vector<std::string>& images,
+                      const stateroot::RegistryAccess& access, size_t window, bool in_process) {
+  Inspection out;
+  out.layers.resize(images.size());
+  std::unique_ptr<RegistryClient> client;
+  if (in_process && !images.empty()) client = MakeClient(access);
   std::mutex mu;
   size_t next = 0;
   auto worker = [&] {
@@ -136,12 +180,27 @@ std::vector<ImageLayers> InspectAll(ProcessRunner& runner, const std::vector<std
         if (next == images.size()) return;
         i = next++;
       }
+      if (client && client->Handles(images[i])) {
+        try {
+          out.layers[i] = ReadInProcess(*client, images[i]);
+          std::lock_guard lock(mu);
+          ++out.in_process;
+          continue;
+        } catch (const std::exception& e) {
+          // skopeo has the last word: it knows every case the client leaves out, and its
+          // error is the one operators know.
+          spdlog::debug("precache: {}; asking skopeo", e.what());
+        }
+      }
       try {
-        out[i] = InspectImageLayers(runner, images[i], access);
+        out.layers[i] = InspectImageLayers(runner, images[i], access);
+        std::lock_guard lock(mu);
+        ++out.by_skopeo;
       } catch (const std::exception& e) {
         std::lock_guard lock(mu);
-        out[i].image = images[i];
-        if (errors != nullptr) errors->push_back(e.what());
+        ++out.by_skopeo;
+        out.layers[i].image = images[i];
+        out.errors.push_back(e.what());
       }
     }
   };
@@ -149,6 +208,14 @@ std::vector<ImageLayers> InspectAll(ProcessRunner& runner, const std::vector<std
   const size_t n = std::min(std::max<size_t>(window, 1), images.size());
   for (size_t i = 0; i < n; ++i) threads.emplace_back(worker);
   for (auto& t : threads) t.join();
+  if (client) out.round_trips = client->RoundTrips();
+  out.every_registry_timed = client != nullptr;
+  for (const auto& image : images) {
+    const auto ref = ParseImageRef(image);
+    if (!ref || out.round_trips.count(RegistryClient::ApiHost(ref->registry)) == 0) {
+      out.every_registry_timed = false;
+    }
+  }
   return out;
 }
 

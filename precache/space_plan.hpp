@@ -2,8 +2,11 @@
 // Space planning before pulling (the reference has none; TALM compares a fixed spaceRequired
 // with df): the bytes the pulls will still need, from the registry's manifests, against the
 // room left below the kubelet image-GC high threshold on the containers filesystem.
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -33,11 +36,28 @@ ImageLayers ParseManifest(const std::string& image, const std::string& manifest_
 ImageLayers InspectImageLayers(ProcessRunner& runner, const std::string& image,
                                const stateroot::RegistryAccess& access);
 
-// Inspects `images` with up to `window` skopeo processes at once. An image that cannot be
-// inspected is returned with no layers and its error in `errors` (the pull will report it).
-std::vector<ImageLayers> InspectAll(ProcessRunner& runner, const std::vector<std::string>& images,
-                                    const stateroot::RegistryAccess& access, size_t window,
-                                    std::vector<std::string>* errors);
+// What InspectAll found: one ImageLayers per image (same order), and how the registries answered.
+struct Inspection {
+  std::vector<ImageLayers> layers;
+  // An image that could not be inspected has no layers here and its error in `errors` (the pull
+  // will report it).
+  std::vector<std::string> errors;
+  // The fastest answer of each registry host read in-process (precache/registry_client.hpp).
+  std::map<std::string, std::chrono::microseconds> round_trips;
+  size_t in_process = 0;  // images read in-process
+  size_t by_skopeo = 0;   // images read by `skopeo inspect` (not for the client, or it failed)
+  // Every image's registry answered the client at least once (a 404 counts: it was timed).
+  bool every_registry_timed = false;
+  // The slowest registry's round trip when every registry was timed; nullopt otherwise: an
+  // unmeasured registry may be far.
+  std::optional<std::chrono::microseconds> SlowestRoundTrip() const;
+};
+
+// Reads the manifests of `images`, `window` at a time: in-process where the registry client
+// handles the image (`in_process`), else, or when that fails, with `skopeo inspect --raw`.
+Inspection InspectAll(ProcessRunner& runner, const std::vector<std::string>& images,
+                      const stateroot::RegistryAccess& access, size_t window,
+                      bool in_process = true);
 
 // Compressed digests of the layers containers-storage already holds under `root`, read from
 // <root>/<driver>-layers/layers.json. An unreadable store gives an empty set (the plan then

@@ -298,22 +298,29 @@ size_t EnvSize(const char* name, size_t def) {
 
 void Ours(Ctx& c) {
   const auto t0 = Clock::now();
-  std::vector<std::string> errors;
-  const auto layers = pc::InspectAll(c.runner, c.images, c.access, 10, &errors);
-  Check(errors.empty(), errors.empty() ? "" : errors.front());
+  const pc::Inspection inspected =
+      pc::InspectAll(c.runner, c.images, c.access, 10, EnvSize("LCA_BENCH_IN_PROCESS", 1) != 0);
+  Check(inspected.errors.empty(), inspected.errors.empty() ? "" : inspected.errors.front());
+  const auto& layers = inspected.layers;
   const auto t1 = Clock::now();
   pc::PullOptions o;
   o.authfile = c.authfile;
+  o.round_trip = inspected.SlowestRoundTrip();
+  if (EnvSize("LCA_BENCH_ADAPT", 1) == 0) o.round_trip.reset();
   // Knobs for exploring the design space (docs/benchmarks.md); defaults are the product's.
   o.window = EnvSize("LCA_BENCH_WINDOW", o.window);
   o.max_chunk = EnvSize("LCA_BENCH_MAX_CHUNK", o.max_chunk);
   o.primer_min_layer_bytes = EnvSize("LCA_BENCH_PRIMER_MIN", o.primer_min_layer_bytes);
   const auto r = pc::PullImages(c.runner, c.podman, pc::ToPullItems(c.images, layers), o, nullptr);
   Check(r.failed.empty(), "ours: " + r.DescribeFailures());
-  std::printf("  ours: inspect %.2f s, pull %.2f s, %llu podman processes\n",
-              std::chrono::duration<double>(t1 - t0).count(),
-              std::chrono::duration<double>(Clock::now() - t1).count(),
-              static_cast<unsigned long long>(r.processes));
+  std::printf(
+      "  ours: inspect %.2f s (%zu in-process, %zu by skopeo; round trip %s), pull %.2f s, "
+      "%llu podman processes (%s)\n",
+      std::chrono::duration<double>(t1 - t0).count(), inspected.in_process, inspected.by_skopeo,
+      o.round_trip ? (std::to_string(o.round_trip->count() / 1000.0) + " ms").c_str() : "unknown",
+      std::chrono::duration<double>(Clock::now() - t1).count(),
+      static_cast<unsigned long long>(r.processes),
+      r.near_registry ? "near registry: one process" : "window");
 }
 
 void OursRerun(Ctx& c) {

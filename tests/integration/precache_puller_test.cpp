@@ -3,9 +3,12 @@
 // skopeo. The test process runs in a private mount namespace with a tmpfs over /var/lib.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <iostream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -156,6 +159,34 @@ TEST_F(PrecachePullerTest, MissingImageIsReportedByNameWithoutRetriesAndBestEffo
   EXPECT_EQ(*ReadStatusFile(tmp_ / "status.json"), (PrecacheStatus{4, 3, 1, {missing}}));
 }
 
+// One process for a near registry with a missing image second in line: podman goes on past it
+// and prints an ID per image it pulled, not which one. Progress counts each ID at once; which
+// image failed comes from local storage when the process ends, not from the order of the IDs.
+TEST_F(PrecachePullerTest, NearRegistryFailureIsNamedByStorageNotByTheOrderOfOutput) {
+  const std::string missing = bed->registry->address() + "/ocp/does-not-exist:v1";
+  std::vector<std::string> refs = {bed->images[0].ref, missing};
+  for (size_t i = 1; i < 6; ++i) refs.push_back(bed->images[i].ref);
+  opts_.round_trip = 1ms;
+  ProgressRecorder rec(tmp_ / "status.json", refs.size());
+  std::vector<PrecacheStatus> seen;
+  PullHooks hooks;
+  hooks.progress = [&](const PullResult&) { seen.push_back(rec.Snapshot()); };
+  const PullResult r = PullImages(runner_, podman_, Items(refs), opts_, &rec, hooks);
+  EXPECT_TRUE(r.near_registry);
+  EXPECT_EQ(r.failed, std::vector<std::string>{missing});
+  ASSERT_EQ(r.errors.count(missing), 1u);
+  EXPECT_NE(r.errors.at(missing).find("manifest unknown"), std::string::npos)
+      << r.errors.at(missing);
+  std::vector<std::string> want = refs;
+  want.erase(want.begin() + 1);
+  EXPECT_EQ(r.pulled, want);
+  EXPECT_EQ(r.processes, 1u) << "manifest unknown is final: no retry";
+  EXPECT_EQ(*ReadStatusFile(tmp_ / "status.json"), (PrecacheStatus{7, 6, 1, {missing}}));
+  ASSERT_EQ(seen.size(), 7u) << "six IDs as they came, then the failure";
+  for (size_t i = 0; i < 6; ++i) EXPECT_EQ(seen[i].pulled, i + 1);
+  EXPECT_EQ(seen[6].failed, 1u);
+}
+
 TEST_F(PrecachePullerTest, UnreachableRegistryIsRetriedWithBackoffThenFails) {
   // A port nothing listens on: connection refused every time, so every attempt is made (podman
   // 4.3 itself retries 3 times 1 s apart inside each attempt).
@@ -195,9 +226,9 @@ TEST_F(PrecachePullerTest, PassedDeadlineStartsNoPullAndReportsATimeout) {
 
 TEST_F(PrecachePullerTest, SpacePlanCountsSharedAndPresentLayersOnceAndFailsWithBothNumbers) {
   auto refs = AllRefs(false);
-  std::vector<std::string> errors;
-  const auto layers = InspectAll(runner_, refs, Access(), 8, &errors);
-  ASSERT_TRUE(errors.empty()) << errors.front();
+  const Inspection inspected = InspectAll(runner_, refs, Access(), 8);
+  ASSERT_TRUE(inspected.errors.empty()) << inspected.errors.front();
+  const auto& layers = inspected.layers;
   ASSERT_EQ(layers.size(), refs.size());
   uint64_t pushed_total = 0;
   for (const auto& img : bed->images) pushed_total += img.bytes;
@@ -254,6 +285,155 @@ TEST_F(PrecachePullerTest, SpacePlanCountsSharedAndPresentLayersOnceAndFailsWith
   const uint64_t pulled = six_total - 5 * bed->base_bytes;
   std::cout << "[ measured ] vfs store " << on_disk << " bytes for " << pulled
             << " bytes pulled: expansion " << static_cast<double>(on_disk) / pulled << "\n";
+}
+
+// The in-process client reads the same manifests skopeo reads (Basic auth, plain HTTP through
+// registries.conf's insecure entry, tags and digests), and times the registry.
+TEST_F(PrecachePullerTest, ManifestsReadInProcessMatchSkopeosAndTimeTheRegistry) {
+  std::vector<std::string> refs = AllRefs(false);
+  for (size_t i = 0; i < 4; ++i) refs.push_back(bed->images[i].pinned);
+  const Inspection fast = InspectAll(runner_, refs, Access(), 8);
+  const Inspection slow = InspectAll(runner_, refs, Access(), 8, /*in_process=*/false);
+  ASSERT_TRUE(fast.errors.empty()) << fast.errors.front();
+  ASSERT_TRUE(slow.errors.empty()) << slow.errors.front();
+  EXPECT_EQ(fast.in_process, refs.size());
+  EXPECT_EQ(fast.by_skopeo, 0u);
+  EXPECT_EQ(slow.in_process, 0u);
+  EXPECT_EQ(slow.by_skopeo, refs.size());
+  ASSERT_EQ(fast.layers.size(), slow.layers.size());
+  for (size_t i = 0; i < refs.size(); ++i) {
+    EXPECT_EQ(fast.layers[i].image, refs[i]);
+    EXPECT_EQ(fast.layers[i].digests, slow.layers[i].digests) << refs[i];
+    EXPECT_EQ(fast.layers[i].sizes, slow.layers[i].sizes) << refs[i];
+    EXPECT_EQ(fast.layers[i].config_bytes, slow.layers[i].config_bytes) << refs[i];
+    EXPECT_GT(fast.layers[i].Bytes(), 0u);
+  }
+  ASSERT_EQ(fast.round_trips.size(), 1u);
+  EXPECT_EQ(fast.round_trips.begin()->first, bed->registry->address());
+  ASSERT_TRUE(fast.SlowestRoundTrip().has_value());
+  std::cout << "[ measured ] loopback registry round trip " << fast.SlowestRoundTrip()->count()
+            << " us\n";
+  EXPECT_FALSE(slow.SlowestRoundTrip().has_value()) << "nothing timed: the shape stays the window";
+
+  // A missing image goes to skopeo for its error, but its registry was timed all the same.
+  const std::string missing = bed->registry->address() + "/ocp/does-not-exist:v1";
+  stateroot::RegistryAccess once = Access();
+  once.retries = 0;
+  const Inspection partial = InspectAll(runner_, {refs[0], missing}, once, 2);
+  EXPECT_EQ(partial.in_process, 1u);
+  EXPECT_EQ(partial.by_skopeo, 1u);
+  ASSERT_EQ(partial.errors.size(), 1u);
+  EXPECT_NE(partial.errors[0].find("manifest unknown"), std::string::npos) << partial.errors[0];
+  EXPECT_TRUE(partial.SlowestRoundTrip().has_value());
+}
+
+// What the client must not decide alone goes to skopeo: a registry with a mirror, and a
+// credential the registry refuses (skopeo's error is the one reported).
+TEST_F(PrecachePullerTest, MirroredRegistriesAndRefusedCredentialsAreLeftToSkopeo) {
+  const std::string reg = bed->registry->address();
+  const fs::path conf = tmp_ / "mirrored.conf";
+  // The registry mirrors itself: skopeo reads through the mirror entry, the client stays out.
+  WriteFileAtomic(conf,
+                  "[[registry]]\nlocation = \"" + reg +
+                      "\"\ninsecure = true\n"
+                      "[[registry.mirror]]\nlocation = \"" +
+                      reg + "\"\ninsecure = true\n",
+                  0644);
+  stateroot::RegistryAccess a = Access();
+  a.registries_conf = conf;
+  const std::vector<std::string> refs = {bed->images[0].pinned, bed->images[1].ref};
+  const Inspection mirrored = InspectAll(runner_, refs, a, 2);
+  ASSERT_TRUE(mirrored.errors.empty()) << mirrored.errors.front();
+  EXPECT_EQ(mirrored.in_process, 0u);
+  EXPECT_EQ(mirrored.by_skopeo, 2u);
+  EXPECT_EQ(mirrored.layers[0].digests.size(), 2u) << "base + own layer";
+
+  const fs::path bad = tmp_ / "bad-auth.json";
+  WriteFileAtomic(
+      bad,
+      "{\"auths\":{\"" + reg + "\":{\"auth\":\"cHVsbGVyOndyb25n\"}}}\n",  // puller:wrong
+      0600);
+  a = Access();
+  a.authfile = bad;
+  a.retries = 0;
+  const Inspection refused = InspectAll(runner_, {bed->images[2].ref}, a, 1);
+  EXPECT_EQ(refused.in_process, 0u);
+  ASSERT_EQ(refused.errors.size(), 1u);
+  EXPECT_NE(refused.errors[0].find("inspecting " + bed->images[2].ref), std::string::npos)
+      << refused.errors[0];
+  EXPECT_NE(refused.errors[0].find("unauthorized"), std::string::npos) << refused.errors[0];
+}
+
+// True while a `podman pull` of this test's storage runs.
+bool PodmanPullRunning(const fs::path& root) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string pid = e.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::optional<std::string> cmd;
+    try {
+      cmd = ReadFileIfExists(e.path() / "cmdline");
+    } catch (const Error&) {
+      continue;  // the process ended while we looked
+    }
+    if (!cmd || cmd->find(root.string()) == std::string::npos) continue;
+    if (cmd->find(std::string("pull\0", 5)) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST_F(PrecachePullerTest, NearRegistryPullsEverythingInOneProcessReportingEachImage) {
+  const auto refs = AllRefs(false);
+  opts_.round_trip = 1ms;
+  size_t calls = 0, while_running = 0;
+  PullHooks hooks;
+  hooks.progress = [&](const PullResult& r) {
+    ++calls;
+    if (r.pulled.size() < refs.size() && PodmanPullRunning(podman_.root)) ++while_running;
+  };
+  const PullResult r = PullImages(runner_, podman_, Items(refs), opts_, nullptr, hooks);
+  ASSERT_TRUE(r.failed.empty()) << r.DescribeFailures();
+  EXPECT_TRUE(r.near_registry);
+  EXPECT_EQ(r.processes, 1u);
+  EXPECT_EQ(r.pulled, refs) << "in the order given";
+  EXPECT_EQ(calls, refs.size());
+  EXPECT_GT(while_running, 0u) << "progress follows each image, not the end of the process";
+
+  // Far (or not measured): the window, several processes.
+  PullOptions far = opts_;
+  far.round_trip = 50ms;
+  PodmanConfig other = test::IsolatedPodman(tmp_ / "far", bed->registry->registries_conf(),
+                                            bed->registry->policy_json());
+  const PullResult f = PullImages(runner_, other, Items(refs), far, nullptr);
+  ASSERT_TRUE(f.failed.empty()) << f.DescribeFailures();
+  EXPECT_FALSE(f.near_registry);
+  EXPECT_GT(f.processes, 1u);
+}
+
+TEST_F(PrecachePullerTest, CancelStopsThePodmanPullInFlightAndTheNextRunFinishes) {
+  const auto refs = AllRefs(false);
+  opts_.round_trip = 1ms;  // one process for all: without stopping it, cancel would wait for it
+  std::atomic<bool> cancel{false};
+  PullHooks hooks;
+  hooks.cancelled = [&] { return cancel.load(); };
+  hooks.progress = [&](const PullResult&) { cancel = true; };
+  const auto t0 = std::chrono::steady_clock::now();
+  const PullResult r = PullImages(runner_, podman_, Items(refs), opts_, nullptr, hooks);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_TRUE(r.cancelled);
+  EXPECT_FALSE(r.ok(false));
+  EXPECT_LT(r.pulled.size(), refs.size() - 2) << "stopped early";
+  EXPECT_EQ(r.pulled.size() + r.failed.size(), refs.size());
+  ASSERT_FALSE(r.failed.empty());
+  EXPECT_NE(r.errors.at(r.failed.back()).find("cancelled"), std::string::npos);
+  std::cout << "[ measured ] cancelled after " << r.pulled.size() << " images in "
+            << std::chrono::duration<double>(took).count() << " s\n";
+
+  // The storage is usable: a second run skips what made it and pulls the rest.
+  const PullResult again = PullImages(runner_, podman_, Items(refs), opts_, nullptr);
+  EXPECT_TRUE(again.failed.empty()) << again.DescribeFailures();
+  EXPECT_EQ(again.skipped.size() + again.pulled.size(), refs.size());
+  EXPECT_GE(again.skipped.size(), r.pulled.size());
 }
 
 TEST_F(PrecachePullerTest, StorageCleanupRemovesDanglingFirstInBatchesAndKeepsWhatIsNeeded) {

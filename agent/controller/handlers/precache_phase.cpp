@@ -174,6 +174,7 @@ PrecachePhaseResult RunPrecachePhase(StageContext& ctx, const api::ImageBasedUpg
 
   // 3. Space, from the registry's manifests of the images not yet here, before any pull.
   std::vector<pc::PullItem> items;
+  std::optional<std::chrono::microseconds> round_trip;
   try {
     const pc::LocalImages local = pc::ListLocalImages(ctx.runner, opts.podman);
     std::vector<std::string> missing;
@@ -184,9 +185,12 @@ PrecachePhaseResult RunPrecachePhase(StageContext& ctx, const api::ImageBasedUpg
     if (auth) access.authfile = auth->path();
     access.registries_conf = opts.registries_conf;
     access.timeout = std::chrono::minutes(2);
-    std::vector<std::string> errors;
-    const auto layers = pc::InspectAll(ctx.runner, missing, access, opts.concurrency, &errors);
-    for (const auto& e : errors) spdlog::warn("precache: {} (its size is not counted)", e);
+    const pc::Inspection inspected = pc::InspectAll(ctx.runner, missing, access, opts.concurrency);
+    for (const auto& e : inspected.errors) {
+      spdlog::warn("precache: {} (its size is not counted)", e);
+    }
+    round_trip = inspected.SlowestRoundTrip();
+    const auto& layers = inspected.layers;
     const pc::SpacePlan plan =
         pc::PlanSpace(layers, pc::LocalLayerDigests(storage), opts.expansion, 0,
                       opts.gc_high_threshold_percent, pc::StatFs(storage), storage);
@@ -204,6 +208,7 @@ PrecachePhaseResult RunPrecachePhase(StageContext& ctx, const api::ImageBasedUpg
   pc::ProgressRecorder recorder(ws / pc::kStatusFileName, images.size());
   pc::PullOptions po;
   po.window = opts.concurrency;
+  po.round_trip = round_trip;
   po.attempts = opts.attempts;
   po.backoff = opts.backoff;
   po.deadline = deadline;
