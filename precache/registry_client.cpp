@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "common/atomic_file.hpp"
+#include "common/base64.hpp"
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
 #include "stateroot/oci_layout.hpp"
@@ -55,46 +56,6 @@ std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
-}
-
-std::string Base64Decode(const std::string& in) {
-  static const std::string chars =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t buf = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=' || c == '\n' || c == '\r') continue;
-    const auto p = chars.find(c);
-    if (p == std::string::npos) throw Error(Errc::kInvalid, "not base64");
-    buf = (buf << 6) | static_cast<uint32_t>(p);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((buf >> bits) & 0xff));
-    }
-  }
-  return out;
-}
-
-std::string Base64Encode(const std::string& in) {
-  static const char* chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (static_cast<uint8_t>(in[i]) << 16) |
-                       (static_cast<uint8_t>(in[i + 1]) << 8) | static_cast<uint8_t>(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out.push_back(chars[(v >> s) & 63]);
-  }
-  if (i < in.size()) {
-    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<uint8_t>(in[i + 1]) << 8;
-    out.push_back(chars[(v >> 18) & 63]);
-    out.push_back(chars[(v >> 12) & 63]);
-    out.push_back(i + 1 < in.size() ? chars[(v >> 6) & 63] : '=');
-    out.push_back('=');
-  }
-  return out;
 }
 
 // An auth file key as containers/image normalizes legacy entries: no scheme, host only,

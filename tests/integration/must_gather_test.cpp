@@ -11,6 +11,7 @@
 
 #include "agent/store/step_journal.hpp"
 #include "common/atomic_file.hpp"
+#include "common/base64.hpp"
 #include "common/json_yaml.hpp"
 #include "common/process.hpp"
 #include "tests/support/agent_host.hpp"
@@ -24,24 +25,6 @@ namespace fs = std::filesystem;
 
 constexpr const char* kSecret = "S3cr3t-MG-7f1c9a";
 constexpr const char* kUserPass = "mguser:S3cr3t-MG-7f1c9a";
-
-std::string Base64(const std::string& in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], t[v & 63]};
-  }
-  if (i + 1 == in.size()) {
-    const uint32_t v = uint8_t(in[i]) << 16;
-    out += {t[v >> 18], t[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == in.size()) {
-    const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], '='};
-  }
-  return out;
-}
 
 struct Member {
   std::string data;
@@ -82,7 +65,7 @@ class MustGatherTest : public ::testing::Test {
     fs::create_directories(tmp_ / "containers");
     const Json pull = {{"auths",
                         {{"registry.example.com:5000",
-                          {{"auth", Base64(kUserPass)},
+                          {{"auth", Base64Encode(kUserPass)},
                            {"identitytoken", std::string(kSecret) + "-idtok"},
                            {"email", "ops@example.com"}}}}}};
     WriteFileAtomic(tmp_ / "etc/secrets/seed-pull-secret/.dockerconfigjson", pull.dump(), 0600);
@@ -158,10 +141,10 @@ class MustGatherTest : public ::testing::Test {
 
   static void ExpectNoSecret(const std::map<std::string, Member>& members) {
     const std::vector<std::string> forbidden = {
-        kSecret, Base64(kUserPass), Base64(kSecret),
+        kSecret, Base64Encode(kUserPass), Base64Encode(kSecret),
         // base64 of the secret at the other two alignments inside a longer string
-        Base64(std::string("x") + kSecret).substr(4, 12),
-        Base64(std::string("xy") + kSecret).substr(4, 12)};
+        Base64Encode(std::string("x") + kSecret).substr(4, 12),
+        Base64Encode(std::string("xy") + kSecret).substr(4, 12)};
     for (const auto& [name, m] : members) {
       for (const auto& f : forbidden) {
         EXPECT_EQ(m.data.find(f), std::string::npos) << name << " holds '" << f << "':\n" << m.data;
@@ -184,7 +167,7 @@ TEST_F(MustGatherTest, CollectsEverythingAndNoSecret) {
   {
     std::string log = ReadFileIfExists(tmp_ / "daemon.log").value_or("");
     log += std::string("hook output: Authorization: Bearer ") + kSecret + "\n";
-    log += std::string("hook output: {\"auth\": \"") + Base64(kUserPass) + "\"}\n";
+    log += std::string("hook output: {\"auth\": \"") + Base64Encode(kUserPass) + "\"}\n";
     log += std::string("hook output: password: ") + kSecret + "\n";
     WriteFileAtomic(tmp_ / "hook.log", log, 0600);
   }

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/atomic_file.hpp"
+#include "common/base64.hpp"
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
 #include "common/process.hpp"
@@ -74,27 +75,6 @@ std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
-}
-
-std::string Base64(const std::string& in) {
-  static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    out += {tbl[(v >> 18) & 63], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63], tbl[v & 63]};
-  }
-  if (i + 1 == in.size()) {
-    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    out += {tbl[(v >> 18) & 63], tbl[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == in.size()) {
-    const unsigned v =
-        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += {tbl[(v >> 18) & 63], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63], '='};
-  }
-  return out;
 }
 
 // Shared with the Upgrade tests: argv in a private mount namespace with a tmpfs over /var/lib,
@@ -434,7 +414,7 @@ class PrepTest : public ::testing::Test {
                     ReadFile(bed->auth()), 0600);
     WriteFileAtomic(tmp_ / "etc/secrets/wrong-password/.dockerconfigjson",
                     "{\"auths\":{\"" + bed->address() + "\":{\"auth\":\"" +
-                        Base64(std::string(kUser) + ":" + kWrongPassword) + "\"}}}\n",
+                        Base64Encode(std::string(kUser) + ":" + kWrongPassword) + "\"}}}\n",
                     0600);
     WriteFileAtomic(tmp_ / "none.yaml", "", 0644);
   }
@@ -473,30 +453,16 @@ class PrepTest : public ::testing::Test {
 
   void StartDaemon(const std::vector<std::string>& extra,
                    const std::map<std::string, std::string>& extra_env = {}) {
-    std::vector<std::string> argv = {kDaemon,
-                                     "--state-dir",
-                                     StateDir().string(),
-                                     "--socket",
-                                     Socket(),
-                                     "--sysroot",
-                                     Sysroot().string(),
-                                     "--proc-cmdline",
-                                     host_->cmdline_file().string(),
-                                     "--config-dir",
-                                     (tmp_ / "etc").string(),
-                                     "--registries-conf",
-                                     bed->registry->registries_conf().string(),
-                                     "--signature-policy",
-                                     bed->registry->policy_json().string(),
-                                     "--node-pull-secret",
-                                     (tmp_ / "no-node-pull-secret.json").string(),
-                                     "--config",
-                                     (tmp_ / "none.yaml").string(),
-                                     "--log-level",
-                                     "debug",
-                                     // The seed's images are not in the bed's registry: the
-                                     // Precache phase is tested in precache_prep_test.cpp.
-                                     "--precache-disabled"};
+    std::vector<std::string> argv = {
+        kDaemon, "--state-dir", StateDir().string(), "--socket", Socket(), "--sysroot",
+        Sysroot().string(), "--proc-cmdline", host_->cmdline_file().string(), "--config-dir",
+        (tmp_ / "etc").string(), "--registries-conf", bed->registry->registries_conf().string(),
+        "--signature-policy", bed->registry->policy_json().string(), "--node-pull-secret",
+        (tmp_ / "no-node-pull-secret.json").string(), "--config", (tmp_ / "none.yaml").string(),
+        "--log-level", "debug",
+        // The seed's images are not in the bed's registry: the
+        // Precache phase is tested in precache_prep_test.cpp.
+        "--precache-disabled"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     daemon_ = std::make_unique<test::ChildProcess>();
     auto env = IsolatedEnv(tmp_ / "home");
@@ -775,7 +741,7 @@ TEST_F(PrepTest, PrepBuildsTheNewStaterootBesideTheBootedOneAndAbortRemovesIt) {
   // The registry password is nowhere in the object or the log.
   const std::string log = ReadFileIfExists(tmp_ / "daemon.log").value_or("");
   for (const std::string& secret :
-       {std::string(kPassword), Base64(std::string(kUser) + ":" + kPassword)}) {
+       {std::string(kPassword), Base64Encode(std::string(kUser) + ":" + kPassword)}) {
     EXPECT_FALSE(Contains(log, secret));
     EXPECT_FALSE(Contains(Object().dump(), secret));
   }
@@ -849,7 +815,7 @@ TEST_F(PrepTest, WrongRegistryPasswordIsRejected) {
       ExpectRejected(bed->image, kSeedVersion, "wrong-password",
                      {"failed to validate seed image info: ", "unauthorized"});
   for (const std::string& secret :
-       {std::string(kWrongPassword), Base64(std::string(kUser) + ":" + kWrongPassword)}) {
+       {std::string(kWrongPassword), Base64Encode(std::string(kUser) + ":" + kWrongPassword)}) {
     EXPECT_FALSE(Contains(message, secret));
     EXPECT_FALSE(Contains(ReadFileIfExists(tmp_ / "daemon.log").value_or(""), secret));
   }

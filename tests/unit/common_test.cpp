@@ -12,9 +12,11 @@
 #include <fstream>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/atomic_file.hpp"
+#include "common/base64.hpp"
 #include "common/error.hpp"
 #include "common/failpoint.hpp"
 #include "common/json_yaml.hpp"
@@ -631,3 +633,22 @@ TEST(AgeTest, FormatsLikeKubectl) {
 
 }  // namespace
 }  // namespace lca
+
+// RFC 4648 §10's test vectors, both ways; decoding tolerates what hand-written auth files have.
+TEST(Base64, Rfc4648VectorsRoundTrip) {
+  const std::pair<const char*, const char*> vectors[] = {{"", ""},
+                                                         {"f", "Zg=="},
+                                                         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="},
+                                                         {"fooba", "Zm9vYmE="},
+                                                         {"foobar", "Zm9vYmFy"}};
+  for (const auto& [plain, encoded] : vectors) {
+    EXPECT_EQ(lca::Base64Encode(plain), encoded) << plain;
+    EXPECT_EQ(lca::Base64Decode(encoded), plain) << encoded;
+  }
+  EXPECT_EQ(lca::Base64Encode(std::string("\xff\x00\x10", 3)), "/wAQ");
+  EXPECT_EQ(lca::Base64Decode("Zm9v\r\nYmFy"), "foobar");
+  EXPECT_EQ(lca::Base64Decode("Zm8"), "fo") << "unpadded";
+  EXPECT_THROW(lca::Base64Decode("Zm9v YmFy"), lca::Error);
+}
