@@ -269,9 +269,11 @@ PullResult PullImages(ProcessRunner& runner, const PodmanConfig& podman,
       } catch (const std::exception& e) {
         start_error = e.what();
       }
-      // Which images of a failed chunk made it: ask local storage, not podman's error text.
+      // Which images of a failed (or stopped) chunk made it: ask local storage, not podman's
+      // error text nor the order of its output. Also for a single image that printed its ID
+      // before a cancel: it is done, and its count was already given.
       std::optional<LocalImages> after;
-      if (start_error.empty() && !r.ok() && chunk.size() > 1) {
+      if (start_error.empty() && !r.ok() && (chunk.size() > 1 || credited > 0)) {
         try {
           after = ListLocalImages(runner, podman);
         } catch (const std::exception& e) {
