@@ -24,14 +24,6 @@ namespace {
 using StringList = std::vector<std::string>;
 using Value = std::variant<std::string, bool, long long, StringList>;
 
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-bool StartsWith(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
-
 bool IsBareKeyChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
          c == '-';
@@ -479,7 +471,7 @@ std::string CleanLocation(const Document& doc, int line, const std::string& fiel
                           const std::string& value) {
   std::string out = value;
   while (!out.empty() && out.back() == '/') out.pop_back();
-  if (StartsWith(out, "http://") || StartsWith(out, "https://")) {
+  if (out.starts_with("http://") || out.starts_with("https://")) {
     doc.FailAt(line, field + " '" + value + "' must not have a URL scheme (host[:port][/path])");
   }
   return out;
@@ -512,7 +504,7 @@ void Normalize(const Document& doc, RawRegistry& raw) {
     e.prefix = e.location;
   } else {
     e.prefix = CleanLocation(doc, raw.line, "prefix", e.prefix);
-    const bool wildcard = StartsWith(e.prefix, "*.");
+    const bool wildcard = e.prefix.starts_with("*.");
     if (!wildcard && e.location.empty()) {
       doc.FailAt(raw.line, "[[registry]] without a location needs a prefix like *.example.com");
     }
@@ -553,8 +545,8 @@ bool MatchesWildcard(const std::string& repo, const std::string& prefix) {
 }
 
 bool PrefixMatches(const std::string& repo, const std::string& prefix) {
-  if (StartsWith(prefix, "*.")) return MatchesWildcard(repo, prefix);
-  if (!StartsWith(repo, prefix)) return false;
+  if (prefix.starts_with("*.")) return MatchesWildcard(repo, prefix);
+  if (!repo.starts_with(prefix)) return false;
   if (repo.size() == prefix.size()) return true;
   const char next = repo[prefix.size()];
   return next == '/' || next == ':' || next == '@';
@@ -584,7 +576,7 @@ std::vector<fs::path> DropInFiles(const fs::path& dir) {
   std::sort(names.begin(), names.end());
   std::vector<fs::path> out;
   for (const auto& name : names) {
-    if (!EndsWith(name, ".conf")) continue;
+    if (!name.ends_with(".conf")) continue;
     const fs::path p = dir / name;
     const fs::file_status link = fs::symlink_status(p, ec);
     if (IsNotFound(link)) continue;  // removed since the listing
