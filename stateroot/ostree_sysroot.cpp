@@ -23,6 +23,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/beneath.hpp"
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
 
@@ -58,58 +59,54 @@ std::optional<std::string_view> LooseObjectType(std::string_view name) {
 // whose objects are not all there, and a partial commit of the seed repo is never imported. The
 // data were synced before (the extraction's syncfs); one syncfs after the renames makes the
 // names durable.
+//
+// The source is a scratch repo extracted from a seed: its objects/ and objects/XX directories are
+// opened without following symlinks (a symlinked one is refused, so no file outside the scratch
+// repo can be moved into the sysroot's repo), and every move goes between directory fds.
 void ImportByRename(const fs::path& source, const fs::path& dest,
                     const std::set<std::string>& commits) {
-  const fs::path src_objects = source / "objects";
-  const fs::path dst_objects = dest / "objects";
-  struct Move {
-    std::string dir, name;
-  };
-  std::vector<Move> moves, last;
-  // The type checks use their own error code and never follow symlinks: a bare repo's symlink
-  // objects point anywhere (usually nowhere from here), and following one used to leave ENOENT
-  // in the listing's error code, failing the import whenever such an object was listed last.
-  auto is_dir = [](const fs::directory_entry& e) {
-    std::error_code type_ec;
-    return e.symlink_status(type_ec).type() == fs::file_type::directory;
-  };
-  std::error_code ec;
-  for (const auto& d : fs::directory_iterator(src_objects, ec)) {
-    const std::string dir = d.path().filename().string();
-    if (dir.size() != 2 || !IsHex(dir) || !is_dir(d)) continue;
-    for (const auto& f : fs::directory_iterator(d.path(), ec)) {
-      std::string name = f.path().filename().string();
+  const UniqueFd source_fd = beneath::OpenRoot(source);
+  const UniqueFd src_objects = beneath::Open(source_fd.get(), "objects", O_RDONLY | O_DIRECTORY);
+  const UniqueFd dst_objects = beneath::OpenRoot(dest / "objects");
+  // Per objects/XX directory: the objects to move, commits apart (they go last).
+  std::map<std::string, std::vector<std::string>> moves, last;
+  for (const std::string& dir : beneath::ListDir(src_objects.get())) {
+    if (dir.size() != 2 || !IsHex(dir)) continue;
+    const UniqueFd d = beneath::Open(src_objects.get(), dir, O_RDONLY | O_DIRECTORY);
+    for (std::string& name : beneath::ListDir(d.get())) {
       auto type = LooseObjectType(name);
-      if (!type || is_dir(f)) continue;
+      struct stat st {};
+      if (!type || ::fstatat(d.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+          S_ISDIR(st.st_mode)) {
+        continue;
+      }
       if (*type == "commit" || *type == "commitmeta" || *type == "tombstone-commit") {
         if (commits.count(dir + name.substr(0, 62)) == 0) continue;
-        last.push_back({dir, std::move(name)});
+        last[dir].push_back(std::move(name));
       } else {
-        moves.push_back({dir, std::move(name)});
+        moves[dir].push_back(std::move(name));
       }
     }
-    if (ec) throw Error(Errc::kIo, "listing " + d.path().string() + ": " + ec.message());
   }
-  if (ec) throw Error(Errc::kIo, "listing " + src_objects.string() + ": " + ec.message());
-  std::sort(last.begin(), last.end(), [](const Move& a, const Move& b) {
-    // commitmeta before its commit
-    return (a.name.ends_with(".commit") ? 1 : 0) < (b.name.ends_with(".commit") ? 1 : 0);
-  });
-  moves.insert(moves.end(), last.begin(), last.end());
-  std::set<std::string> made;
-  for (const Move& m : moves) {
-    const fs::path to_dir = dst_objects / m.dir;
-    if (made.insert(m.dir).second && ::mkdir(to_dir.c_str(), 0755) != 0 && errno != EEXIST) {
-      throw SystemError("making " + to_dir.string(), errno);
+  auto move_all = [&](std::map<std::string, std::vector<std::string>>& batch) {
+    for (auto& [dir, names] : batch) {
+      // commitmeta before its commit
+      std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
+        return (a.ends_with(".commit") ? 1 : 0) < (b.ends_with(".commit") ? 1 : 0);
+      });
+      const UniqueFd from = beneath::Open(src_objects.get(), dir, O_RDONLY | O_DIRECTORY);
+      const UniqueFd to = beneath::MakeDirs(dst_objects.get(), dir, 0755);
+      for (const std::string& name : names) {
+        // Never over an object dest has: same name, same content, and it may be in use.
+        if (::renameat2(from.get(), name.c_str(), to.get(), name.c_str(), RENAME_NOREPLACE) != 0 &&
+            errno != EEXIST) {
+          throw SystemError("moving object " + dir + name + " into " + dest.string(), errno);
+        }
+      }
     }
-    const fs::path from = src_objects / m.dir / m.name;
-    const fs::path to = to_dir / m.name;
-    // Never over an object dest has: same name, same content, and it may be in use.
-    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0 &&
-        errno != EEXIST) {
-      throw SystemError("moving object " + m.dir + m.name + " into " + dest.string(), errno);
-    }
-  }
+  };
+  move_all(moves);
+  move_all(last);
   UniqueFd fd(::open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0 || ::syncfs(fd.get()) != 0) throw SystemError("syncing " + dest.string(), errno);
 }

@@ -1,5 +1,6 @@
 #include "stateroot/stateroot_setup.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -10,7 +11,9 @@
 #include <set>
 
 #include "common/atomic_file.hpp"
+#include "common/beneath.hpp"
 #include "common/error.hpp"
+#include "common/unique_fd.hpp"
 #include "stateroot/archive.hpp"
 #include "stateroot/oci_layout.hpp"
 #include "stateroot/seed_format.hpp"
@@ -21,31 +24,90 @@ namespace fs = std::filesystem;
 namespace {
 
 void RemoveAll(const fs::path& p) {
-  std::error_code ec;
-  fs::remove_all(p, ec);
-  if (ec) throw Error(Errc::kIo, "removing " + p.string() + ": " + ec.message());
+  try {
+    beneath::RemoveTree(p);
+  } catch (const Error& e) {
+    throw e.WithContext("removing " + p.string());
+  }
 }
 
-// Moves the tree `src` over `dst` entry by entry (rename, so no data is copied: both are on
-// the sysroot's filesystem). A directory present on both sides is merged and takes the staged
-// one's mode and owner; anything else in the way is replaced.
-void MergeMove(const fs::path& src, const fs::path& dst) {
+bool IsDirAt(int dir, const std::string& name, struct stat* st) {
+  return ::fstatat(dir, name.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st->st_mode);
+}
+
+// Moves the entry `name` of `src` over the same name in `dst` (rename, so no data is copied:
+// both are on the sysroot's filesystem), through directory fds and never following a symlink
+// on either side: a symlink is moved or replaced as a link. A directory present on both sides
+// is merged and takes the staged one's mode and owner; anything else in the way is replaced.
+// `shown` names the entry in errors ("etc/pki").
+void MergeMoveAt(int src, int dst, const std::string& name, const std::string& shown) {
   struct stat sst {};
-  if (::lstat(src.c_str(), &sst) != 0) throw SystemError("stat " + src.string(), errno);
+  if (::fstatat(src, name.c_str(), &sst, AT_SYMLINK_NOFOLLOW) != 0) {
+    throw SystemError("stat of the staged " + shown, errno);
+  }
   struct stat dstat {};
-  const bool dst_exists = ::lstat(dst.c_str(), &dstat) == 0;
+  const bool dst_exists = ::fstatat(dst, name.c_str(), &dstat, AT_SYMLINK_NOFOLLOW) == 0;
   if (S_ISDIR(sst.st_mode) && dst_exists && S_ISDIR(dstat.st_mode)) {
-    for (const auto& e : fs::directory_iterator(src))
-      MergeMove(e.path(), dst / e.path().filename());
-    if (::lchown(dst.c_str(), sst.st_uid, sst.st_gid) != 0)
-      throw SystemError("chown " + dst.string(), errno);
-    if (::chmod(dst.c_str(), sst.st_mode & 07777) != 0)
-      throw SystemError("chmod " + dst.string(), errno);
+    // One component from fds that were opened without following anything.
+    const UniqueFd from = beneath::Open(src, name, O_RDONLY | O_DIRECTORY);
+    const UniqueFd to = beneath::Open(dst, name, O_RDONLY | O_DIRECTORY);
+    for (const std::string& child : beneath::ListDir(from.get())) {
+      MergeMoveAt(from.get(), to.get(), child, shown + "/" + child);
+    }
+    if (::fchown(to.get(), sst.st_uid, sst.st_gid) != 0) throw SystemError("chown " + shown, errno);
+    if (::fchmod(to.get(), sst.st_mode & 07777) != 0) throw SystemError("chmod " + shown, errno);
     return;
   }
-  if (dst_exists && S_ISDIR(dstat.st_mode) != S_ISDIR(sst.st_mode)) RemoveAll(dst);
-  if (::rename(src.c_str(), dst.c_str()) != 0) {
-    throw SystemError("moving " + src.string() + " to " + dst.string(), errno);
+  if (dst_exists && S_ISDIR(dstat.st_mode) != S_ISDIR(sst.st_mode)) beneath::RemoveAt(dst, name);
+  if (::renameat(src, name.c_str(), dst, name.c_str()) != 0) {
+    throw SystemError("moving the staged " + shown + " into place", errno);
+  }
+}
+
+// Merges the staged tree <staged>/<name> (from a seed archive) into <root>/<name>. The staged
+// top must be a real directory: a symlink there would put a link to anywhere in place of the
+// deployment's /etc or the stateroot's /var, and every later write would go through it.
+void MergeStagedTree(const fs::path& staged, const fs::path& root, const std::string& name,
+                     const std::string& archive) {
+  const UniqueFd src = beneath::OpenRoot(staged);
+  struct stat st {};
+  if (::fstatat(src.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return;
+    throw SystemError("stat of the staged " + name, errno);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    throw Error(Errc::kInvalid, archive + ": entry \"" + name + "\" is " +
+                                    (S_ISLNK(st.st_mode) ? "a symlink" : "not a directory") +
+                                    ": refused, it must be a directory (a symlink there would "
+                                    "lead writes outside the new stateroot)");
+  }
+  const UniqueFd dst = beneath::OpenRoot(root);
+  if (!IsDirAt(dst.get(), name, &st)) {
+    throw Error(Errc::kInvalid, (root / name).string() + " is not a directory: refused to merge " +
+                                    archive + " into it");
+  }
+  MergeMoveAt(src.get(), dst.get(), name, name);
+}
+
+// libostree follows symlinks inside a repo (objects/XX, config, refs): in the scratch repo, which
+// ostree.tgz made, any such link could point it at files outside. A bare repo's symlinks are
+// object files (objects/XX/<checksum>.file), never a directory on the way to one.
+void CheckScratchRepo(const fs::path& repo) {
+  const UniqueFd root = beneath::OpenRoot(repo);
+  auto refuse_links = [&](int dir, const std::string& prefix) {
+    for (const std::string& name : beneath::ListDir(dir)) {
+      struct stat st {};
+      if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+        throw Error(Errc::kInvalid,
+                    std::string(seedfile::kOstree) + ": entry \"" + prefix + name +
+                        "\" is a symlink: refused, a link there would lead the import outside "
+                        "the seed's repo");
+      }
+    }
+  };
+  refuse_links(root.get(), "");
+  if (auto objects = beneath::OpenDirIfExists(root.get(), "objects")) {
+    refuse_links(objects->get(), "objects/");
   }
 }
 
@@ -188,7 +250,7 @@ SeedFiles StaterootSetup::ExtractSeed(const Progress& progress) {
     throw Error(Errc::kInvalid, "seed image is missing its ostree-<deployment>.origin file");
   }
   // Only var/ of var.tgz becomes the stateroot's /var: anything else in it is not ours to place.
-  if (fs::exists(work_ / "var" / "var")) MergeMove(work_ / "var" / "var", stateroot_dir() / "var");
+  MergeStagedTree(work_ / "var", stateroot_dir(), "var", std::string(seedfile::kVar));
   SyncFilesystem(sysroot_.path());
   return LoadSeedFiles();
 }
@@ -207,6 +269,7 @@ SeedFiles StaterootSetup::LoadSeedFiles() const {
 
 std::string StaterootSetup::Import(const SeedFiles& files) {
   const SeedDeployment seed = SeedBootedDeployment(ParseJson(files.rpm_ostree, "rpm-ostree.json"));
+  CheckScratchRepo(work_ / "repo");
   // Moved into place by an import that was interrupted after its last rename (commits go last,
   // so every object under it is there): the scratch repo no longer holds it.
   if (sysroot_.HasCommit(seed.checksum) && !HasLooseCommit(work_ / "repo", seed.checksum)) {
@@ -231,28 +294,34 @@ Deployment StaterootSetup::Deploy(const std::string& checksum,
 }
 
 std::vector<std::string> StaterootSetup::ApplyEtc(const Deployment& d, const SeedFiles& files) {
-  const fs::path staged = work_ / "etc";
-  if (fs::exists(staged / "etc")) MergeMove(staged / "etc", d.dir / "etc");
+  MergeStagedTree(work_ / "etc", d.dir, "etc", std::string(seedfile::kEtc));
+  // Each path beneath the deployment, no symlink followed on the way: etc.tgz may have put
+  // etc/dl -> /host/dir there, and /etc/dl/victim must not reach the host.
+  const UniqueFd root = beneath::OpenRoot(d.dir);
   std::vector<std::string> warnings;
   for (const auto& rel : ParseEtcDeletions(files.etc_deletions)) {
-    const fs::path p = d.dir / rel;
-    std::error_code ec;
-    if (!fs::exists(fs::symlink_status(p, ec))) {
-      warnings.push_back("etc.deletions: /" + rel + " is already absent");
-      continue;
+    try {
+      if (beneath::Components(rel).size() < 2) {
+        throw Error(Errc::kInvalid, "it names /etc itself");
+      }
+      if (!beneath::Remove(root.get(), rel)) {
+        warnings.push_back("etc.deletions: /" + rel + " is already absent");
+      }
+    } catch (const Error& e) {
+      throw e.WithContext("applying etc.deletions: removing /" + rel);
     }
-    fs::remove_all(p, ec);
-    if (ec)
-      throw Error(Errc::kIo, "applying etc.deletions: removing /" + rel + ": " + ec.message());
   }
   for (const auto& w : warnings) spdlog::warn("{}", w);
   return warnings;
 }
 
 void StaterootSetup::WriteRollbackConfig(const Json& config) {
-  const fs::path dir = stateroot_dir() / "var" / "lib" / "lca";
-  EnsureDir(dir, 0700);
-  WriteFileAtomic(dir / "autorollback_config.json", ToPrettyJson(config), 0600);
+  // The stateroot's var came from the seed: var/lib may be a symlink it planted.
+  const UniqueFd root = beneath::OpenRoot(stateroot_dir());
+  WithContext("writing the rollback config into " + stateroot_dir().string(), [&] {
+    const UniqueFd dir = beneath::MakeDirs(root.get(), "var/lib/lca", 0700);
+    beneath::WriteFileAtomicAt(dir.get(), "autorollback_config.json", ToPrettyJson(config), 0600);
+  });
 }
 
 void StaterootSetup::RemoveWorkDir() { RemoveAll(work_); }

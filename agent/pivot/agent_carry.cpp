@@ -1,10 +1,15 @@
 #include "agent/pivot/agent_carry.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <map>
+#include <optional>
 
 #include "common/atomic_file.hpp"
+#include "common/beneath.hpp"
 #include "common/error.hpp"
 
 namespace lca::pivot {
@@ -32,11 +37,32 @@ std::string Replace(std::string text, const std::string& from, const std::string
   return text;
 }
 
+// The content of the regular file `name` in `dir`, or nullopt when there is none (a symlink
+// there is not a file we wrote, and is not followed: it gets replaced).
+std::optional<std::string> ReadRegularAt(int dir, const std::string& name) {
+  struct stat st {};
+  if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+    return std::nullopt;
+  }
+  UniqueFd fd = beneath::Open(dir, name, O_RDONLY);
+  return ReadFile("/proc/self/fd/" + std::to_string(fd.get()));
+}
+
+bool ExistsAt(int dir, const std::string& name) {
+  struct stat st {};
+  return ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 }  // namespace
 
+// Every write lands beneath the new stateroot or deployment without following a symlink: both
+// came from the seed, which could have planted var/lib/lca/bin -> /usr/local/bin or
+// etc/systemd/system -> /etc/systemd/system (absolute, so the running host's).
 CarryReport CarryAgent(const fs::path& booted_deployment, const fs::path& new_deployment,
                        const fs::path& new_stateroot, const AgentFiles& files) {
   CarryReport report;
+  const UniqueFd stateroot_fd = beneath::OpenRoot(new_stateroot);
+  const UniqueFd deployment_fd = beneath::OpenRoot(new_deployment);
   // 1. Binaries: /usr/bin/x -> /var/lib/lca/bin/x when the new release lacks them.
   std::map<std::string, std::string> rewrites;  // "/usr/bin/x" -> "/var/lib/lca/bin/x"
   for (const auto& rel : files.binaries) {
@@ -44,16 +70,14 @@ CarryReport CarryAgent(const fs::path& booted_deployment, const fs::path& new_de
     const fs::path src = booted_deployment / rel;
     if (!fs::is_regular_file(src)) continue;  // not installed here either: nothing to carry
     const std::string name = fs::path(rel).filename().string();
-    const fs::path dst = new_stateroot / "var/lib/lca/bin" / name;
     rewrites["/" + rel] = "/var/lib/lca/bin/" + name;
     const std::string content = ReadFile(src);
-    if (ReadFileIfExists(dst) == content) continue;  // a resumed Upgrade: already there
-    EnsureDir(dst.parent_path(), 0755);
-    WriteFileAtomic(dst, content, 0755);
+    const UniqueFd bin = beneath::MakeDirs(stateroot_fd.get(), "var/lib/lca/bin", 0755);
+    if (ReadRegularAt(bin.get(), name) == content) continue;  // a resumed Upgrade: already there
+    beneath::WriteFileAtomicAt(bin.get(), name, content, 0755);
     report.carried.push_back("binary /" + rel + " -> /var/lib/lca/bin/" + name);
   }
   // 2. Units: present (rewritten when a binary moved) and enabled.
-  const fs::path etc_units = new_deployment / "etc/systemd/system";
   for (const auto& unit : files.units) {
     auto in_new = FindUnit(new_deployment, unit);
     const auto in_booted = FindUnit(booted_deployment, unit);
@@ -62,20 +86,21 @@ CarryReport CarryAgent(const fs::path& booted_deployment, const fs::path& new_de
     std::string text = ReadFile(source);
     std::string rewritten = text;
     for (const auto& [from, to] : rewrites) rewritten = Replace(rewritten, from, to);
-    const fs::path target = etc_units / unit;
+    const UniqueFd units = beneath::MakeDirs(deployment_fd.get(), "etc/systemd/system", 0755);
     if (!in_new || rewritten != text) {
-      EnsureDir(etc_units, 0755);
-      if (ReadFileIfExists(target).value_or("") != rewritten) {
-        WriteFileAtomic(target, rewritten, 0644);
+      if (ReadRegularAt(units.get(), unit).value_or("") != rewritten) {
+        beneath::WriteFileAtomicAt(units.get(), unit, rewritten, 0644);
         report.carried.push_back("unit " + unit);
       }
     }
-    const fs::path wants = etc_units / "multi-user.target.wants" / unit;
-    if (!Exists(wants)) {
-      EnsureDir(wants.parent_path(), 0755);
-      const fs::path now_at = Exists(target) ? fs::path("/etc/systemd/system") / unit
-                                             : "/" / in_new->lexically_relative(new_deployment);
-      fs::create_symlink(now_at, wants);
+    const UniqueFd wants = beneath::MakeDirs(units.get(), "multi-user.target.wants", 0755);
+    if (!ExistsAt(wants.get(), unit)) {
+      const fs::path now_at = ExistsAt(units.get(), unit)
+                                  ? fs::path("/etc/systemd/system") / unit
+                                  : "/" / in_new->lexically_relative(new_deployment);
+      if (::symlinkat(now_at.c_str(), wants.get(), unit.c_str()) != 0) {
+        throw SystemError("enabling " + unit + " in " + new_deployment.string(), errno);
+      }
       report.carried.push_back("enabled " + unit);
     }
   }
@@ -90,15 +115,19 @@ CarryReport CarryAgent(const fs::path& booted_deployment, const fs::path& new_de
         if (it->is_directory()) it.disable_recursion_pending();
         continue;
       }
-      const fs::path dst = new_deployment / files.config_dir / rel;
+      const fs::path dst = fs::path(files.config_dir) / rel;
       if (it->is_directory()) {
-        EnsureDir(dst, 0755);
-      } else if (it->is_regular_file() && !Exists(dst)) {
-        EnsureDir(dst.parent_path(), 0755);
-        const auto perms = fs::status(it->path()).permissions();
-        WriteFileAtomic(dst, ReadFile(it->path()), static_cast<mode_t>(perms) & 07777);
-        report.carried.push_back("config /" + (fs::path(files.config_dir) / rel).string());
+        beneath::MakeDirs(deployment_fd.get(), dst.string(), 0755);
+        continue;
       }
+      if (!it->is_regular_file()) continue;
+      const UniqueFd dir = beneath::MakeDirs(deployment_fd.get(), dst.parent_path().string(), 0755);
+      const std::string name = dst.filename().string();
+      if (ExistsAt(dir.get(), name)) continue;
+      const auto perms = fs::status(it->path()).permissions();
+      beneath::WriteFileAtomicAt(dir.get(), name, ReadFile(it->path()),
+                                 static_cast<mode_t>(perms) & 07777);
+      report.carried.push_back("config /" + dst.string());
     }
   }
   for (const auto& c : report.carried) spdlog::info("carried into the new stateroot: {}", c);

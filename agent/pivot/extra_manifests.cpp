@@ -1,13 +1,19 @@
 #include "agent/pivot/extra_manifests.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
 #include <system_error>
 
 #include "common/atomic_file.hpp"
+#include "common/beneath.hpp"
 #include "common/error.hpp"
 
 namespace lca::pivot {
@@ -316,7 +322,37 @@ ValidationResult ValidateExtraManifests(const std::vector<ManifestGroup>& groups
   return r;
 }
 
-void ExportExtraManifests(const std::vector<ManifestGroup>& groups, const fs::path& dest_dir) {
+namespace {
+
+// An earlier run may have exported other manifests (the spec or a ConfigMap changed, or it was
+// interrupted); whatever is left there would be applied after the pivot too. `dest` was opened
+// beneath the stateroot; nothing here follows a symlink.
+void RemoveStaleExports(int dest, const std::vector<std::vector<std::string>>& names) {
+  bool removed = false;
+  for (const std::string& dir_name : beneath::ListDir(dest)) {
+    if (!std::regex_match(dir_name, GroupDirPattern())) continue;  // not ours to judge
+    size_t k = 0;
+    while (k < names.size() && dir_name != "group" + std::to_string(k + 1)) ++k;
+    if (k == names.size()) {
+      removed = beneath::RemoveAt(dest, dir_name) || removed;
+      continue;
+    }
+    const UniqueFd dir = beneath::Open(dest, dir_name, O_RDONLY | O_DIRECTORY);
+    for (const std::string& file : beneath::ListDir(dir.get())) {
+      const auto& keep = names[k];
+      if (std::find(keep.begin(), keep.end(), file) == keep.end()) {
+        removed = beneath::RemoveAt(dir.get(), file) || removed;
+      }
+    }
+    if (removed && ::fsync(dir.get()) != 0) throw SystemError("fsync of " + dir_name, errno);
+  }
+  if (removed && ::fsync(dest) != 0) throw SystemError("fsync of the export directory", errno);
+}
+
+}  // namespace
+
+void ExportExtraManifests(const std::vector<ManifestGroup>& groups, const fs::path& root,
+                          std::string_view rel) {
   // Names first, so bad input leaves no half-written export behind.
   std::vector<std::vector<std::string>> names(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) {
@@ -340,42 +376,44 @@ void ExportExtraManifests(const std::vector<ManifestGroup>& groups, const fs::pa
     }
   }
 
-  if (!groups.empty()) EnsureDir(dest_dir, 0700);
-  for (size_t g = 0; g < groups.size(); ++g) {
-    const fs::path dir = dest_dir / ("group" + std::to_string(g + 1));
-    // Never write through a link planted where a group directory belongs.
-    if (fs::is_symlink(dir)) fs::remove(dir);
-    EnsureDir(dir, 0700);
-    for (size_t j = 0; j < names[g].size(); ++j) {
-      WriteFileAtomic(dir / names[g][j], ToYaml(groups[g].manifests[j].object), 0600);
+  // The destination is in the new stateroot's /var, which came from the seed: it may have
+  // planted var/opt -> /etc. Everything is resolved beneath `root` without following symlinks.
+  const UniqueFd root_fd = beneath::OpenRoot(root);
+  WithContext("exporting extra manifests to " + (root / rel).string(), [&] {
+    std::optional<UniqueFd> dest;
+    if (!groups.empty()) {
+      dest = beneath::MakeDirs(root_fd.get(), rel, 0700);
+    } else {
+      dest = beneath::OpenDirIfExists(root_fd.get(), rel);
     }
-  }
-
-  // An earlier run may have exported other manifests (the spec or a ConfigMap changed, or it
-  // was interrupted); whatever is left there would be applied after the pivot too.
-  std::error_code ec;
-  if (!fs::is_directory(dest_dir, ec)) return;
-  std::vector<fs::path> stale;
-  for (const auto& entry : fs::directory_iterator(dest_dir)) {
-    const std::string dir_name = entry.path().filename().string();
-    if (!std::regex_match(dir_name, GroupDirPattern())) continue;  // not ours to judge
-    size_t k = 0;
-    while (k < groups.size() && dir_name != "group" + std::to_string(k + 1)) ++k;
-    if (k == groups.size()) {
-      stale.push_back(entry.path());
-      continue;
-    }
-    for (const auto& file : fs::directory_iterator(entry.path())) {
-      const auto& keep = names[k];
-      if (std::find(keep.begin(), keep.end(), file.path().filename().string()) == keep.end()) {
-        stale.push_back(file.path());
+    for (size_t g = 0; g < groups.size(); ++g) {
+      const std::string group = "group" + std::to_string(g + 1);
+      // Never write through a link planted where a group directory belongs: remove the link.
+      struct stat st {};
+      if (::fstatat(dest->get(), group.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISLNK(st.st_mode)) {
+        beneath::RemoveAt(dest->get(), group);
+      }
+      const UniqueFd dir = beneath::MakeDirs(dest->get(), group, 0700);
+      for (size_t j = 0; j < names[g].size(); ++j) {
+        beneath::WriteFileAtomicAt(dir.get(), names[g][j], ToYaml(groups[g].manifests[j].object),
+                                   0600);
       }
     }
+    if (dest) RemoveStaleExports(dest->get(), names);
+  });
+}
+
+void ExportExtraManifests(const std::vector<ManifestGroup>& groups, const fs::path& dest_dir) {
+  const fs::path parent = dest_dir.parent_path();
+  std::error_code ec;
+  if (!groups.empty()) {
+    fs::create_directories(parent, ec);
+    if (ec) throw Error(Errc::kIo, "making " + parent.string() + ": " + ec.message());
+  } else if (!fs::is_directory(parent, ec)) {
+    return;
   }
-  for (const auto& p : stale) fs::remove_all(p);
-  if (stale.empty()) return;
-  for (size_t g = 0; g < groups.size(); ++g) FsyncDir(dest_dir / ("group" + std::to_string(g + 1)));
-  FsyncDir(dest_dir);
+  ExportExtraManifests(groups, parent, dest_dir.filename().string());
 }
 
 }  // namespace lca::pivot

@@ -85,6 +85,12 @@ ValidationResult ValidateExtraManifests(const std::vector<ManifestGroup>& groups
 // by an earlier export that this one does not produce are removed. A kind, name or namespace
 // that is empty (kind, name), or holds '/', ".." or NUL is refused (kInvalid) before anything
 // is written.
+// The export goes to `rel` beneath `root` (the new stateroot, whose /var the seed provided):
+// every directory and file is reached without following a symlink, and a symlink on the way
+// (var/opt -> /etc, say) is refused with kInvalid naming it, before anything is written there.
+void ExportExtraManifests(const std::vector<ManifestGroup>& groups,
+                          const std::filesystem::path& root, std::string_view rel);
+// The same with `dest_dir` trusted as a whole (its parent is made if missing): tests and tools.
 void ExportExtraManifests(const std::vector<ManifestGroup>& groups,
                           const std::filesystem::path& dest_dir);
 

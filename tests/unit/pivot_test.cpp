@@ -361,6 +361,54 @@ TEST(ExportExtraManifests, RefusesNamesThatEscape) {
   EXPECT_FALSE(fs::exists(dest));  // refused before anything was written
 }
 
+// The export goes into the new stateroot's /var, which the seed provided: a var/opt (or an
+// extra-manifests, or a group directory) the seed planted as a symlink to a host directory must
+// not take the manifests, or the removal of stale ones, out of the stateroot.
+TEST(ExportExtraManifests, NeverWritesOrRemovesThroughALinkTheSeedPlanted) {
+  test::TempDir dir;
+  const fs::path stateroot = dir / "stateroot";
+  const fs::path host = dir / "host-etc";
+  fs::create_directories(stateroot / "var");
+  fs::create_directories(host / "group1");
+  WriteFileAtomic(host / "group1/passwd", "root:x:0:0\n", 0644);
+  fs::create_directory_symlink(host, stateroot / "var/opt");
+  const auto groups = OneGroup({Obj("Namespace", "app")});
+
+  const std::string message = test::InvalidMessage(
+      [&] { ExportExtraManifests(groups, stateroot, "var/opt/extra-manifests"); });
+  EXPECT_NE(message.find("exporting extra manifests to " +
+                         (stateroot / "var/opt/extra-manifests").string()),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("refused"), std::string::npos) << message;
+  EXPECT_NE(message.find("symlink"), std::string::npos) << message;
+  // Nothing exported, with no groups either (the stale-export cleanup must not reach it).
+  EXPECT_EQ(test::InvalidMessage([&] {
+              ExportExtraManifests({}, stateroot, "var/opt/extra-manifests");
+            }).find("refused") != std::string::npos,
+            true);
+  fs::remove(stateroot / "var/opt");
+  fs::create_directories(stateroot / "var/opt");
+  fs::create_directory_symlink(host, stateroot / "var/opt/extra-manifests");
+  EXPECT_NE(test::InvalidMessage([&] {
+              ExportExtraManifests(groups, stateroot, "var/opt/extra-manifests");
+            }).find("refused"),
+            std::string::npos);
+  EXPECT_EQ(ListDir(host), (Strings{"group1"}));
+  EXPECT_EQ(ListDir(host / "group1"), (Strings{"passwd"}));
+  EXPECT_EQ(ReadFile(host / "group1/passwd"), "root:x:0:0\n");
+
+  // A group directory planted as a link is replaced by a real one, the host left alone.
+  fs::remove(stateroot / "var/opt/extra-manifests");
+  fs::create_directories(stateroot / "var/opt/extra-manifests");
+  fs::create_directory_symlink(host / "group1", stateroot / "var/opt/extra-manifests/group1");
+  ExportExtraManifests(groups, stateroot, "var/opt/extra-manifests");
+  EXPECT_FALSE(fs::is_symlink(stateroot / "var/opt/extra-manifests/group1"));
+  EXPECT_EQ(ListDir(stateroot / "var/opt/extra-manifests/group1"),
+            (Strings{"01_Namespace_app_.yaml"}));
+  EXPECT_EQ(ListDir(host / "group1"), (Strings{"passwd"}));
+}
+
 // --- rollbackAvailabilityExpiration --------------------------------------------------------
 
 struct PkeyFree {

@@ -148,7 +148,7 @@ Outcome UpgradeHandler::PrePivot(StageContext& ctx) {
       if (ibu.spec.extra_manifests.empty()) return;
       ctx.Progress("Exporting Policy and Config Manifests");
       const auto groups = pivot::LoadExtraManifests(ctx.paths.config_dir, ibu.spec.extra_manifests);
-      pivot::ExportExtraManifests(groups, target_root / "var/opt/extra-manifests");
+      pivot::ExportExtraManifests(groups, target_root, "var/opt/extra-manifests");
     });
     JournaledStep(ctx, "upgrade.carry-agent", [&] {
       pivot::CarryAgent(h.booted_deployment.dir, target_dep->dir, target_root, opts_.agent_files);
