@@ -7,6 +7,7 @@
 #include <isa-l/igzip_lib.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <climits>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <exception>
@@ -27,6 +29,7 @@
 
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
+#include "stateroot/extract_policy.hpp"
 #include "stateroot/file_writer_pool.hpp"
 
 namespace lca::stateroot {
@@ -710,15 +713,22 @@ unsigned WriterThreads(const ExtractOptions& opts) {
 constexpr std::int64_t kMaxQueuedFile = std::int64_t{4} << 20;
 constexpr std::size_t kMaxInFlight = std::size_t{64} << 20;
 
-// A regular file or symlink that can go to a writer thread as it is: no ACLs (libarchive
-// restores those), not the destination itself.
-bool Queueable(archive_entry* e, TarEntryType type, const std::string& rel) {
-  if (rel.empty()) return false;
-  if (type == TarEntryType::kSymlink) return true;
-  if (type != TarEntryType::kFile) return false;
-  if (archive_entry_size(e) > kMaxQueuedFile) return false;
+bool HasAcls(archive_entry* e) {
   return archive_entry_acl_count(e, ARCHIVE_ENTRY_ACL_TYPE_ACCESS | ARCHIVE_ENTRY_ACL_TYPE_DEFAULT |
-                                        ARCHIVE_ENTRY_ACL_TYPE_NFS4) == 0;
+                                        ARCHIVE_ENTRY_ACL_TYPE_NFS4) != 0;
+}
+
+// How an entry is written. kQueued: a small regular file or a symlink, by a writer thread.
+// kStreamed: a bigger regular file, by the reader itself, straight from the archive's blocks.
+// kLibarchive: directories, hardlinks and files with ACLs (libarchive restores ACLs), and the
+// destination itself.
+enum class Route { kQueued, kStreamed, kLibarchive };
+
+Route RouteOf(archive_entry* e, TarEntryType type, const std::string& rel) {
+  if (rel.empty()) return Route::kLibarchive;
+  if (type == TarEntryType::kSymlink) return Route::kQueued;
+  if (type != TarEntryType::kFile || HasAcls(e)) return Route::kLibarchive;
+  return archive_entry_size(e) > kMaxQueuedFile ? Route::kStreamed : Route::kQueued;
 }
 
 std::pair<std::string, std::string> SplitParent(const std::string& rel) {
@@ -741,165 +751,286 @@ void ForEachDataBlock(Reader& reader, const std::string& raw, Fn&& fn) {
   }
 }
 
-ExtractStats ExtractFrom(Reader& reader, const fs::path& root, const ExtractOptions& opts) {
-  const std::string& label = reader.label();
+// The entry's extended attributes, as (name, value).
+std::vector<std::pair<std::string, std::string>> XattrsOf(archive_entry* e) {
+  std::vector<std::pair<std::string, std::string>> out;
+  archive_entry_xattr_reset(e);
+  const char* name = nullptr;
+  const void* value = nullptr;
+  std::size_t size = 0;
+  while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+    out.emplace_back(name, std::string(static_cast<const char*>(value), size));
+  }
+  return out;
+}
 
-  std::unique_ptr<archive, WriteDiskDeleter> out(archive_write_disk_new());
-  if (!out) throw std::bad_alloc();
-  // Not FFLAGS: an immutable bit from a seed must not land on the host. Not UNLINK: with it,
-  // SECURE_SYMLINKS removes a symlink in the way instead of refusing to write through it. Not
-  // SECURE_NOABSOLUTEPATHS: entries are rewritten to absolute paths under `root` (libarchive has
-  // no base-directory API and chdir is process-wide); absolute names were refused above.
-  int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-              ARCHIVE_EXTRACT_SECURE_SYMLINKS;
-  if (opts.preserve_owner) flags |= ARCHIVE_EXTRACT_OWNER;
-  if (opts.xattrs) flags |= ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL;
-  archive_write_disk_set_options(out.get(), flags);
-  // No archive_write_disk_set_standard_lookup: owners stay numeric. Names would be mapped
-  // through this host's passwd, and an ostree object's checksum covers its numeric uid/gid.
+// A job for a writer (or for the reader's own streamed write), data not yet read.
+FileJob JobFor(archive_entry* e, TarEntryType type, std::shared_ptr<const UniqueFd> dir,
+               std::string name, const std::string& raw, const ExtractOptions& opts) {
+  FileJob job;
+  job.kind = type == TarEntryType::kSymlink ? FileJob::Kind::kSymlink : FileJob::Kind::kFile;
+  job.dir = std::move(dir);
+  job.name = std::move(name);
+  job.entry = Quote(raw);
+  job.mode = archive_entry_perm(e);
+  if (opts.preserve_owner) {
+    job.owner = {static_cast<uid_t>(archive_entry_uid(e)),
+                 static_cast<gid_t>(archive_entry_gid(e))};
+  }
+  if (archive_entry_mtime_is_set(e)) {
+    timespec mtime{archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
+    timespec atime = mtime;
+    if (archive_entry_atime_is_set(e)) {
+      atime = {archive_entry_atime(e), archive_entry_atime_nsec(e)};
+    }
+    job.times = {atime, mtime};
+  }
+  if (opts.xattrs) job.xattrs = XattrsOf(e);
+  if (job.kind == FileJob::Kind::kSymlink) {
+    job.target = archive_entry_symlink(e);
+  } else {
+    job.size = archive_entry_size(e);
+  }
+  return job;
+}
 
-  archive* in = reader.get();
-  ExtractStats stats;
-  Warnings warnings(label, stats);
-  std::uint64_t reported = 0;
+// What one extraction holds while it runs: the libarchive writer, the directory fds, the writer
+// threads, and which queued entries are not written yet.
+class Extraction {
+ public:
+  Extraction(Reader& reader, const fs::path& root, const ExtractOptions& opts)
+      : reader_(reader),
+        label_(reader.label()),
+        root_(root),
+        opts_(opts),
+        out_(archive_write_disk_new()),
+        warnings_(label_, stats_),
+        dirs_(root, label_),
+        pool_(label_, WriterThreads(opts), kMaxInFlight) {
+    if (!out_) throw std::bad_alloc();
+    // Not FFLAGS: an immutable bit from a seed must not land on the host. Not UNLINK: with it,
+    // SECURE_SYMLINKS removes a symlink in the way instead of refusing to write through it. Not
+    // SECURE_NOABSOLUTEPATHS: entries are rewritten to absolute paths under `root` (libarchive
+    // has no base-directory API and chdir is process-wide); absolute names were refused above.
+    // Not XATTR: Xattrs() restores them, so each failure is judged by its own errno.
+    int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                ARCHIVE_EXTRACT_SECURE_SYMLINKS;
+    if (opts.preserve_owner) flags |= ARCHIVE_EXTRACT_OWNER;
+    if (opts.xattrs) flags |= ARCHIVE_EXTRACT_ACL;
+    archive_write_disk_set_options(out_.get(), flags);
+    // No archive_write_disk_set_standard_lookup: owners stay numeric. Names would be mapped
+    // through this host's passwd, and an ostree object's checksum covers its numeric uid/gid.
+  }
 
-  // Small files and symlinks go to the writer threads; directories, hardlinks, big files and
-  // files with ACLs are written here, in archive order, after the queued entries they depend on.
-  DirCache dirs(root, label);
-  FileWriterPool pool(label, WriterThreads(opts), kMaxInFlight);
-  std::unordered_set<std::string> queued;  // paths queued since the last drain
-  auto drain = [&] {
-    pool.Drain();
-    queued.clear();
-    for (auto& [entry, message] : pool.TakeWarnings()) warnings.Add(entry, message);
-  };
+  ExtractStats Run();
+
+ private:
+  void Entry(archive_entry* e, const std::string& raw);
+  void Queue(archive_entry* e, TarEntryType type, const std::string& rel, const std::string& raw);
+  void Stream(archive_entry* e, const std::string& rel, const std::string& raw);
+  void WithLibarchive(archive_entry* e, TarEntryType type, const std::string& rel,
+                      const std::string& raw);
+  void SetXattrs(const std::string& rel, const std::string& raw,
+                 const std::vector<std::pair<std::string, std::string>>& xattrs);
+  void LibarchiveWarning(const std::string& raw);
+  void AddData(std::size_t size) {
+    stats_.bytes += size;
+    ReportProgress(opts_, stats_.bytes, reported_);
+  }
+
+  void Drain() {
+    pool_.Drain();
+    queued_.clear();
+    for (auto& [entry, message] : pool_.TakeWarnings()) warnings_.Add(entry, message);
+  }
   // Whether `path` or a directory above it is still queued (a symlink not made yet, say): then
   // looking it up now would see the path as it was before that entry.
-  auto queued_on_the_way = [&](std::string path) {
-    if (queued.empty()) return false;
+  bool QueuedOnTheWay(std::string path) const {
+    if (queued_.empty()) return false;
     for (;;) {
-      if (queued.contains(path)) return true;
+      if (queued_.contains(path)) return true;
       std::size_t slash = path.rfind('/');
       if (slash == std::string::npos) return false;
       path.resize(slash);
     }
-  };
+  }
 
+  Reader& reader_;
+  const std::string& label_;
+  const fs::path& root_;
+  const ExtractOptions& opts_;
+  std::unique_ptr<archive, WriteDiskDeleter> out_;
+  ExtractStats stats_;
+  Warnings warnings_;
+  std::uint64_t reported_ = 0;
+  DirCache dirs_;
+  FileWriterPool pool_;
+  std::unordered_set<std::string> queued_;  // paths queued since the last drain
+};
+
+ExtractStats Extraction::Run() {
+  archive* in = reader_.get();
   for (;;) {
     archive_entry* e = nullptr;
     int rc = archive_read_next_header(in, &e);
     if (rc == ARCHIVE_EOF) break;
-    if (rc < ARCHIVE_WARN) reader.Fail("reading the next entry");
+    if (rc < ARCHIVE_WARN) reader_.Fail("reading the next entry");
     std::string raw = EntryPath(e);
-    if (rc == ARCHIVE_WARN) warnings.Add(raw, ArchiveMessage(in));
-
-    std::string rel = CheckAndRewrite(e, raw, root, label, opts);
-    TarEntryType type = TypeOf(e);
-
-    auto [parent, name] = SplitParent(rel);
-    if (!parent.empty() && queued_on_the_way(parent)) drain();
-
-    if (Queueable(e, type, rel)) {
-      FileJob job;
-      job.kind = type == TarEntryType::kSymlink ? FileJob::Kind::kSymlink : FileJob::Kind::kFile;
-      job.dir = dirs.Get(parent, raw);
-      job.name = std::move(name);
-      job.entry = Quote(raw);
-      job.mode = archive_entry_perm(e);
-      if (opts.preserve_owner) {
-        job.owner = {static_cast<uid_t>(archive_entry_uid(e)),
-                     static_cast<gid_t>(archive_entry_gid(e))};
-      }
-      if (archive_entry_mtime_is_set(e)) {
-        timespec mtime{archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
-        timespec atime = mtime;
-        if (archive_entry_atime_is_set(e))
-          atime = {archive_entry_atime(e), archive_entry_atime_nsec(e)};
-        job.times = {atime, mtime};
-      }
-      if (opts.xattrs) {
-        archive_entry_xattr_reset(e);
-        const char* xname = nullptr;
-        const void* value = nullptr;
-        std::size_t size = 0;
-        while (archive_entry_xattr_next(e, &xname, &value, &size) == ARCHIVE_OK) {
-          job.xattrs.emplace_back(xname, std::string(static_cast<const char*>(value), size));
-        }
-      }
-      if (job.kind == FileJob::Kind::kSymlink) {
-        job.target = archive_entry_symlink(e);
-      } else {
-        job.size = archive_entry_size(e);
-        job.data.reserve(static_cast<std::size_t>(job.size));
-        ForEachDataBlock(reader, raw, [&](const void* data, std::size_t size, la_int64_t offset) {
-          if (size == 0) return;
-          if (!job.segments.empty() &&
-              job.segments.back().offset + static_cast<la_int64_t>(job.segments.back().size) ==
-                  offset) {
-            job.segments.back().size += size;
-          } else {
-            job.segments.push_back({offset, job.data.size(), size});
-          }
-          const auto* p = static_cast<const std::byte*>(data);
-          job.data.insert(job.data.end(), p, p + size);
-          stats.bytes += size;
-          ReportProgress(opts, stats.bytes, reported);
-        });
-      }
-      queued.insert(rel);
-      pool.Submit(std::hash<std::string>{}(parent), std::move(job));
-      ++stats.entries;
-      continue;
-    }
-
-    // Written here: first the queued entries it could depend on (one of the same name; a
-    // hardlink's target).
-    bool wait = queued.contains(rel);
-    if (type == TarEntryType::kHardlink) {
-      std::string target_rel =
-          fs::path(archive_entry_hardlink(e)).lexically_relative(root).generic_string();
-      wait = wait || queued_on_the_way(target_rel);
-    }
-    if (wait) drain();
-    if (type != TarEntryType::kDirectory) dirs.Forget(rel);
-
-    rc = archive_write_header(out.get(), e);
-    if (rc < ARCHIVE_WARN) HeaderFailed(out.get(), e, raw, rel, root, label);
-    if (rc == ARCHIVE_WARN) warnings.Add(raw, ArchiveMessage(out.get()));
-
-    if (archive_entry_size(e) > 0) {
-      ForEachDataBlock(reader, raw, [&](const void* data, std::size_t size, la_int64_t offset) {
-        la_ssize_t w = archive_write_data_block(out.get(), data, size, offset);
-        if (w < ARCHIVE_WARN) {
-          throw Error(Errc::kIo,
-                      label + ": writing entry " + Quote(raw) + ": " + ArchiveMessage(out.get()));
-        }
-        if (w == ARCHIVE_WARN) warnings.Add(raw, ArchiveMessage(out.get()));
-        stats.bytes += size;
-        ReportProgress(opts, stats.bytes, reported);
-      });
-    }
-    rc = archive_write_finish_entry(out.get());
-    if (rc < ARCHIVE_WARN) {
-      throw Error(Errc::kIo,
-                  label + ": finishing entry " + Quote(raw) + ": " + ArchiveMessage(out.get()));
-    }
-    if (rc == ARCHIVE_WARN) warnings.Add(raw, ArchiveMessage(out.get()));
-    ++stats.entries;
+    if (rc == ARCHIVE_WARN) warnings_.Add(raw, ArchiveMessage(in));
+    Entry(e, raw);
+    ++stats_.entries;
   }
   // Every file is in place before the directories get their modes and mtimes (a new entry
   // changes its directory's mtime).
-  drain();
+  Drain();
   // Directory modes and mtimes are deferred to close (a read-only directory must stay
   // writable while its entries are extracted): without this call they are never restored.
-  int rc = archive_write_close(out.get());
+  int rc = archive_write_close(out_.get());
   if (rc < ARCHIVE_WARN) {
-    throw Error(Errc::kIo, label + ": restoring directory metadata: " + ArchiveMessage(out.get()));
+    throw Error(Errc::kIo,
+                label_ + ": restoring directory metadata: " + ArchiveMessage(out_.get()));
   }
-  if (rc == ARCHIVE_WARN) warnings.Add(".", ArchiveMessage(out.get()));
-  reader.Finish();
-  if (opts.progress) opts.progress(stats.bytes);
-  return stats;
+  if (rc == ARCHIVE_WARN) LibarchiveWarning(".");
+  reader_.Finish();
+  if (opts_.progress) opts_.progress(stats_.bytes);
+  return stats_;
+}
+
+void Extraction::Entry(archive_entry* e, const std::string& raw) {
+  std::string rel = CheckAndRewrite(e, raw, root_, label_, opts_);
+  TarEntryType type = TypeOf(e);
+  const std::string parent = SplitParent(rel).first;
+  if (!parent.empty() && QueuedOnTheWay(parent)) Drain();
+  switch (RouteOf(e, type, rel)) {
+    case Route::kQueued:
+      return Queue(e, type, rel, raw);
+    case Route::kStreamed:
+      return Stream(e, rel, raw);
+    case Route::kLibarchive:
+      return WithLibarchive(e, type, rel, raw);
+  }
+}
+
+void Extraction::Queue(archive_entry* e, TarEntryType type, const std::string& rel,
+                       const std::string& raw) {
+  auto [parent, name] = SplitParent(rel);
+  FileJob job = JobFor(e, type, dirs_.Get(parent, raw), std::move(name), raw, opts_);
+  if (job.kind == FileJob::Kind::kFile) {
+    job.data.reserve(static_cast<std::size_t>(job.size));
+    ForEachDataBlock(reader_, raw, [&](const void* data, std::size_t size, la_int64_t offset) {
+      if (size == 0) return;
+      if (!job.segments.empty() &&
+          job.segments.back().offset + static_cast<la_int64_t>(job.segments.back().size) ==
+              offset) {
+        job.segments.back().size += size;
+      } else {
+        job.segments.push_back({offset, job.data.size(), size});
+      }
+      const auto* p = static_cast<const std::byte*>(data);
+      job.data.insert(job.data.end(), p, p + size);
+      AddData(size);
+    });
+  }
+  queued_.insert(rel);
+  pool_.Submit(std::hash<std::string>{}(parent), std::move(job));
+}
+
+// A big file, written here block by block as the archive yields them: the same creation and
+// checks as a writer thread's (file_writer_pool.hpp), every failed write fatal at once.
+void Extraction::Stream(archive_entry* e, const std::string& rel, const std::string& raw) {
+  if (queued_.contains(rel)) Drain();  // an earlier entry of the same name lands first
+  dirs_.Forget(rel);
+  auto [parent, name] = SplitParent(rel);
+  const FileJob job =
+      JobFor(e, TarEntryType::kFile, dirs_.Get(parent, raw), std::move(name), raw, opts_);
+  UniqueFd fd = CreateEntryFile(label_, job);
+  ForEachDataBlock(reader_, raw, [&](const void* data, std::size_t size, la_int64_t offset) {
+    WriteEntryData(label_, job, fd.get(), static_cast<const std::byte*>(data), size, offset);
+    AddData(size);
+  });
+  FinishEntryFile(label_, job, std::move(fd),
+                  [&](const std::string& message) { warnings_.Add(raw, message); });
+}
+
+// Written here: first the queued entries it could depend on (one of the same name; a
+// hardlink's target).
+void Extraction::WithLibarchive(archive_entry* e, TarEntryType type, const std::string& rel,
+                                const std::string& raw) {
+  bool wait = queued_.contains(rel);
+  if (type == TarEntryType::kHardlink) {
+    std::string target_rel =
+        fs::path(archive_entry_hardlink(e)).lexically_relative(root_).generic_string();
+    wait = wait || QueuedOnTheWay(target_rel);
+  }
+  if (wait) Drain();
+  if (type != TarEntryType::kDirectory) dirs_.Forget(rel);
+  const auto xattrs = opts_.xattrs ? XattrsOf(e) : decltype(XattrsOf(e)){};
+  archive_entry_xattr_clear(e);
+
+  int rc = archive_write_header(out_.get(), e);
+  if (rc < ARCHIVE_WARN) HeaderFailed(out_.get(), e, raw, rel, root_, label_);
+  if (rc == ARCHIVE_WARN) LibarchiveWarning(raw);
+  const std::int64_t size = archive_entry_size(e);
+  if (size > 0) {
+    ForEachDataBlock(reader_, raw, [&](const void* data, std::size_t n, la_int64_t offset) {
+      // libarchive reports a failed write(2) ("Write failed") as a mere warning.
+      if (archive_write_data_block(out_.get(), data, n, offset) < ARCHIVE_OK) {
+        const int err = archive_errno(out_.get());
+        ThrowWriteFailure(label_, "writing", Quote(raw), err > 0 ? err : EIO,
+                          dirs_.Get("", raw)->get(), static_cast<std::uint64_t>(size),
+                          static_cast<std::uint64_t>(std::max<std::int64_t>(size - offset, 0)));
+      }
+      AddData(n);
+    });
+  }
+  rc = archive_write_finish_entry(out_.get());
+  if (rc < ARCHIVE_WARN) {
+    throw Error(Errc::kIo,
+                label_ + ": finishing entry " + Quote(raw) + ": " + ArchiveMessage(out_.get()));
+  }
+  if (rc == ARCHIVE_WARN) LibarchiveWarning(raw);
+  if (!xattrs.empty()) SetXattrs(rel, raw, xattrs);
+}
+
+// On what libarchive just wrote, opened from its parent's fd without following a symlink (on
+// the way or the entry itself), each failure judged by BestEffort().
+void Extraction::SetXattrs(const std::string& rel, const std::string& raw,
+                           const std::vector<std::pair<std::string, std::string>>& xattrs) {
+  auto [parent, name] = SplitParent(rel);
+  const int dir = dirs_.Get(parent, raw)->get();
+  UniqueFd fd(::openat(dir, name.empty() ? "." : name.c_str(),
+                       O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (fd.get() < 0) {
+    throw SystemError(label_ + ": extracting entry " + Quote(raw) + ": opening it", errno);
+  }
+  for (const auto& [key, value] : xattrs) {
+    if (::fsetxattr(fd.get(), key.c_str(), value.data(), value.size(), 0) == 0) continue;
+    const int err = errno;
+    const std::string message =
+        "can't restore extended attribute " + key + ": " + std::strerror(err);
+    if (!BestEffort(Metadata::kXattr, key, err)) {
+      throw Error(Errc::kIo, label_ + ": extracting entry " + Quote(raw) + ": " + message);
+    }
+    warnings_.Add(raw, message);
+  }
+}
+
+// A warning from libarchive's writer: metadata BestEffortArchiveWarning() allows to be lost is
+// logged; anything else (a failed write above all) fails the entry.
+void Extraction::LibarchiveWarning(const std::string& raw) {
+  const int err = archive_errno(out_.get());
+  if (BestEffortArchiveWarning(err)) {
+    warnings_.Add(raw, ArchiveMessage(out_.get()));
+    return;
+  }
+  throw Error(Errc::kIo, label_ + ": extracting entry " + Quote(raw) + ": " +
+                             ArchiveMessage(out_.get()) +
+                             (err > 0 ? std::string(": ") + std::strerror(err) : ""));
+}
+
+ExtractStats ExtractFrom(Reader& reader, const fs::path& root, const ExtractOptions& opts) {
+  Extraction extraction(reader, root, opts);
+  return extraction.Run();
 }
 
 void WriteAll(int fd, const void* data, std::size_t size, std::int64_t offset,

@@ -4,10 +4,12 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "common/error.hpp"
+#include "stateroot/extract_policy.hpp"
 
 namespace lca::stateroot {
 
@@ -98,98 +100,139 @@ void FileWriterPool::Write(const FileJob& job) {
   }
 }
 
-void FileWriterPool::Fail(const FileJob& job, const std::string& doing, int err) {
-  throw Error(Errc::kIo, label_ + ": " + doing + " entry " + job.entry + ": " + std::strerror(err));
-}
-
 void FileWriterPool::Warn(const FileJob& job, const std::string& message) {
   std::lock_guard lock(mu_);
   warnings_.emplace_back(job.entry, message);
 }
 
+namespace {
+
+[[noreturn]] void Fail(const std::string& label, const FileJob& job, std::string_view doing,
+                       int err) {
+  ThrowWriteFailure(label, doing, job.entry, err, job.dir->get(),
+                    static_cast<std::uint64_t>(job.size), static_cast<std::uint64_t>(job.size));
+}
+
 // Makes room for `job` in its directory: an existing non-directory is unlinked (so an inode
 // shared by hardlinks elsewhere is never written to); a directory in the way is an error.
-void FileWriterPool::MakeRoom(const FileJob& job) {
+void MakeRoom(const std::string& label, const FileJob& job) {
   const int dir = job.dir->get();
   struct stat st {};
   if (::fstatat(dir, job.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return;
-    Fail(job, "replacing", errno);
+    Fail(label, job, "replacing", errno);
   }
   if (S_ISDIR(st.st_mode)) {
-    throw Error(Errc::kIo, label_ + ": extracting entry " + job.entry +
+    throw Error(Errc::kIo, label + ": extracting entry " + job.entry +
                                ": a directory of that name is in the way");
   }
-  if (::unlinkat(dir, job.name.c_str(), 0) != 0 && errno != ENOENT) Fail(job, "replacing", errno);
+  if (::unlinkat(dir, job.name.c_str(), 0) != 0 && errno != ENOENT) {
+    Fail(label, job, "replacing", errno);
+  }
 }
 
-void FileWriterPool::WriteFile(const FileJob& job) {
-  const int dir = job.dir->get();
-  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-  UniqueFd fd(::openat(dir, job.name.c_str(), flags, 0600));
-  if (fd.get() < 0 && errno == EEXIST) {
-    MakeRoom(job);
-    fd = UniqueFd(::openat(dir, job.name.c_str(), flags, 0600));
+// A metadata failure: a warning when BestEffort() allows it, else the entry fails.
+void MetadataFailed(const std::string& label, const FileJob& job, Metadata what,
+                    std::string_view xattr, std::string_view doing, int err, const WarnFn& warn) {
+  const std::string message = std::string(doing) + ": " + std::strerror(err);
+  if (BestEffort(what, xattr, err)) {
+    warn(message);
+    return;
   }
-  if (fd.get() < 0) Fail(job, "creating", errno);
-  for (const FileJob::Segment& s : job.segments) {
-    const std::byte* p = job.data.data() + s.start;
-    std::size_t left = s.size;
-    off_t offset = s.offset;
-    while (left > 0) {
-      ssize_t n = ::pwrite(fd.get(), p, left, offset);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        Fail(job, "writing", errno);
-      }
-      p += n;
-      left -= static_cast<std::size_t>(n);
-      offset += n;
-    }
-  }
-  std::int64_t end = job.segments.empty() ? 0
-                                          : job.segments.back().offset +
-                                                static_cast<std::int64_t>(job.segments.back().size);
-  if (job.size > end && ::ftruncate(fd.get(), job.size) != 0) Fail(job, "writing", errno);
-  Metadata(job, fd.get());
-  if (::close(fd.release()) != 0) Fail(job, "closing", errno);
+  throw Error(Errc::kIo, label + ": extracting entry " + job.entry + ": " + message);
 }
 
 // Owner first: chown(2) clears setuid and setgid, so the mode comes after it; without the owner,
 // setuid and setgid are dropped (as libarchive does), never granted to whoever extracts.
-void FileWriterPool::Metadata(const FileJob& job, int fd) {
+void RestoreMetadata(const std::string& label, const FileJob& job, int fd, const WarnFn& warn) {
   mode_t mode = job.mode & 07777;
   if (job.owner) {
     if (::fchown(fd, job.owner->first, job.owner->second) != 0) {
-      Warn(job, std::string("can't restore the owner: ") + std::strerror(errno));
+      MetadataFailed(label, job, Metadata::kOwner, "", "can't restore the owner", errno, warn);
       mode &= ~(S_ISUID | S_ISGID);
     }
   } else {
     mode &= ~(S_ISUID | S_ISGID);
   }
-  if (::fchmod(fd, mode) != 0) Fail(job, "setting the mode of", errno);
+  if (::fchmod(fd, mode) != 0) Fail(label, job, "setting the mode of", errno);
   for (const auto& [name, value] : job.xattrs) {
     if (::fsetxattr(fd, name.c_str(), value.data(), value.size(), 0) != 0) {
-      Warn(job, "can't restore extended attribute " + name + ": " + std::strerror(errno));
+      MetadataFailed(label, job, Metadata::kXattr, name, "can't restore extended attribute " + name,
+                     errno, warn);
     }
   }
   if (job.times) {
     timespec ts[2] = {job.times->first, job.times->second};
-    if (::futimens(fd, ts) != 0)
-      Warn(job, std::string("can't restore times: ") + std::strerror(errno));
+    if (::futimens(fd, ts) != 0) {
+      MetadataFailed(label, job, Metadata::kTimes, "", "can't restore times", errno, warn);
+    }
   }
+}
+
+}  // namespace
+
+UniqueFd CreateEntryFile(const std::string& label, const FileJob& job) {
+  const int dir = job.dir->get();
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  UniqueFd fd(::openat(dir, job.name.c_str(), flags, 0600));
+  if (fd.get() < 0 && errno == EEXIST) {
+    MakeRoom(label, job);
+    fd = UniqueFd(::openat(dir, job.name.c_str(), flags, 0600));
+  }
+  if (fd.get() < 0) Fail(label, job, "creating", errno);
+  return fd;
+}
+
+void WriteEntryData(const std::string& label, const FileJob& job, int fd, const std::byte* data,
+                    std::size_t size, std::int64_t offset) {
+  while (size > 0) {
+    ssize_t n = ::pwrite(fd, data, size, offset);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ThrowWriteFailure(label, "writing", job.entry, err, fd, static_cast<std::uint64_t>(job.size),
+                        static_cast<std::uint64_t>(std::max<std::int64_t>(job.size - offset, 0)));
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+    offset += n;
+  }
+}
+
+void FinishEntryFile(const std::string& label, const FileJob& job, UniqueFd fd,
+                     const WarnFn& warn) {
+  // A sparse file may end in a hole no segment covered; sizing can need blocks too.
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) Fail(label, job, "sizing", errno);
+  if (st.st_size != job.size && ::ftruncate(fd.get(), job.size) != 0) {
+    Fail(label, job, "sizing", errno);
+  }
+  RestoreMetadata(label, job, fd.get(), warn);
+  // Delayed allocation and network filesystems report some write errors only here.
+  if (::close(fd.release()) != 0) Fail(label, job, "closing", errno);
+}
+
+void FileWriterPool::WriteFile(const FileJob& job) {
+  UniqueFd fd = CreateEntryFile(label_, job);
+  for (const FileJob::Segment& s : job.segments) {
+    WriteEntryData(label_, job, fd.get(), job.data.data() + s.start, s.size, s.offset);
+  }
+  FinishEntryFile(label_, job, std::move(fd), [&](const std::string& m) { Warn(job, m); });
 }
 
 void FileWriterPool::WriteSymlink(const FileJob& job) {
   const int dir = job.dir->get();
+  const WarnFn warn = [&](const std::string& m) { Warn(job, m); };
   if (::symlinkat(job.target.c_str(), dir, job.name.c_str()) != 0) {
-    if (errno != EEXIST) Fail(job, "creating", errno);
-    MakeRoom(job);
-    if (::symlinkat(job.target.c_str(), dir, job.name.c_str()) != 0) Fail(job, "creating", errno);
+    if (errno != EEXIST) Fail(label_, job, "creating", errno);
+    MakeRoom(label_, job);
+    if (::symlinkat(job.target.c_str(), dir, job.name.c_str()) != 0) {
+      Fail(label_, job, "creating", errno);
+    }
   }
   if (job.owner && ::fchownat(dir, job.name.c_str(), job.owner->first, job.owner->second,
                               AT_SYMLINK_NOFOLLOW) != 0) {
-    Warn(job, std::string("can't restore the owner: ") + std::strerror(errno));
+    MetadataFailed(label_, job, Metadata::kOwner, "", "can't restore the owner", errno, warn);
   }
   if (!job.xattrs.empty()) {
     // lsetxattr needs a path: the parent through its fd, so nothing on the way is followed, and
@@ -197,14 +240,15 @@ void FileWriterPool::WriteSymlink(const FileJob& job) {
     std::string path = "/proc/self/fd/" + std::to_string(dir) + "/" + job.name;
     for (const auto& [name, value] : job.xattrs) {
       if (::lsetxattr(path.c_str(), name.c_str(), value.data(), value.size(), 0) != 0) {
-        Warn(job, "can't restore extended attribute " + name + ": " + std::strerror(errno));
+        MetadataFailed(label_, job, Metadata::kXattr, name,
+                       "can't restore extended attribute " + name, errno, warn);
       }
     }
   }
   if (job.times) {
     timespec ts[2] = {job.times->first, job.times->second};
     if (::utimensat(dir, job.name.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
-      Warn(job, std::string("can't restore times: ") + std::strerror(errno));
+      MetadataFailed(label_, job, Metadata::kTimes, "", "can't restore times", errno, warn);
     }
   }
 }

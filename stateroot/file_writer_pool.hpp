@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -54,6 +55,19 @@ struct FileJob {
   std::vector<std::pair<std::string, std::string>> xattrs;
 };
 
+// The steps of writing one regular file, used by the pool's workers and by the reader for the
+// big files it streams itself. Every failure throws kIo naming the entry (ENOSPC with what it
+// needed and what is free); only what BestEffort() (extract_policy.hpp) allows goes to `warn`.
+using WarnFn = std::function<void(const std::string& message)>;
+// Creates job.name in job.dir, O_EXCL | O_NOFOLLOW; a non-directory in the way is unlinked first
+// (never written into: it may share an inode with files elsewhere).
+UniqueFd CreateEntryFile(const std::string& label, const FileJob& job);
+// pwrite(2) of all `size` bytes at `offset`; a short write is retried, an error thrown.
+void WriteEntryData(const std::string& label, const FileJob& job, int fd, const std::byte* data,
+                    std::size_t size, std::int64_t offset);
+// Sizes the file to job.size (a trailing hole), restores owner, mode, xattrs and times, closes.
+void FinishEntryFile(const std::string& label, const FileJob& job, UniqueFd fd, const WarnFn& warn);
+
 class FileWriterPool {
  public:
   // `label` prefixes every error; at most `max_in_flight` bytes of file data wait in the queues.
@@ -85,10 +99,7 @@ class FileWriterPool {
   void Write(const FileJob& job);
   void WriteFile(const FileJob& job);
   void WriteSymlink(const FileJob& job);
-  void MakeRoom(const FileJob& job);
-  void Metadata(const FileJob& job, int fd);
   void Warn(const FileJob& job, const std::string& message);
-  [[noreturn]] void Fail(const FileJob& job, const std::string& doing, int err);
 
   const std::string label_;
   const std::size_t max_in_flight_;

@@ -34,6 +34,8 @@
 #include "common/atomic_file.hpp"
 #include "common/error.hpp"
 #include "common/process.hpp"
+#include "tests/support/small_fs.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace lca::stateroot {
 namespace {
@@ -984,6 +986,80 @@ TEST_F(ArchiveTest, SyncFilesystem) {
   EXPECT_NO_THROW(SyncFilesystem(dest_));
   EXPECT_THROW(SyncFilesystem(root_ / "missing"), Error);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A full filesystem: every failed write stops the extraction at once, naming the entry, the
+// cause, and for ENOSPC what the entry needed and what was free. Before, libarchive's "Write
+// failed" for a big file was only a warning and the extraction reported success.
+
+class FullDiskTest : public ::testing::TestWithParam<test::SmallFs::Kind> {
+ protected:
+  void SetUp() override {
+    small_ = std::make_unique<test::SmallFs>(GetParam(), tmp_ / "small", tmp_ / "small.img", 8);
+    if (!small_->mounted()) GTEST_SKIP() << "no small filesystem: " << small_->why_not();
+    dest_ = tmp_ / "small/dest";
+    fs::create_directories(dest_);
+  }
+
+  // The kIo message of extracting `entries` into the small filesystem.
+  std::string ExtractFails(const std::vector<Spec>& entries) {
+    const fs::path tar = tmp_ / "in.tar";
+    WriteArchive(tar, entries, Filter::kNone);
+    try {
+      FileSource src(tar);
+      const ExtractStats stats = ExtractTar(src, "var.tgz", dest_);
+      ADD_FAILURE() << "extraction into a full filesystem reported success with " << stats.warnings
+                    << " warnings";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Errc::kIo) << e.what();
+      return e.what();
+    }
+    return "";
+  }
+
+  test::TempDir tmp_{"lca-full-disk"};
+  std::unique_ptr<test::SmallFs> small_;
+  fs::path dest_;
+};
+
+std::string Random(std::size_t size, unsigned seed) {
+  std::string s(size, '\0');
+  std::mt19937 rng(seed);
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+TEST_P(FullDiskTest, ABigFileWrittenByTheReaderFailsNamingTheEntryAndTheSpace) {
+  const std::string message =
+      ExtractFails({{.path = "var", .type = 'd'},
+                    {.path = "var/lib/big", .data = Random(std::size_t{16} << 20, 1)},
+                    {.path = "var/lib/after", .data = "never written"}});
+  EXPECT_THAT(message, HasSubstr("var.tgz: writing entry \"var/lib/big\": No space left on device "
+                                 "(the entry needs 16.0 MiB, "));
+  EXPECT_THAT(message, HasSubstr(" of it still unwritten; "));
+  EXPECT_THAT(message, ::testing::ContainsRegex(
+                           "still unwritten; [0-9.]+ (B|KiB|MiB) free on the filesystem of "));
+  EXPECT_THAT(message, HasSubstr("free space there, then abort and retry"));
+  EXPECT_FALSE(fs::exists(dest_ / "var/lib/after"));
+}
+
+TEST_P(FullDiskTest, SmallFilesWrittenByTheWorkersFailNamingTheEntryAndTheSpace) {
+  std::vector<Spec> entries;
+  for (int i = 0; i < 24; ++i) {
+    entries.push_back({.path = "objects/" + std::to_string(10 + i) + ".file",
+                       .data = Random(std::size_t{1} << 20, static_cast<unsigned>(i))});
+  }
+  const std::string message = ExtractFails(entries);
+  EXPECT_THAT(message, ::testing::ContainsRegex(
+                           "var.tgz: (writing|creating) entry \"objects/[0-9]+.file\": No space "
+                           "left on device \\(the entry needs 1.0 MiB, "));
+  EXPECT_THAT(message, HasSubstr("free on the filesystem of "));
+}
+
+INSTANTIATE_TEST_SUITE_P(Filesystems, FullDiskTest,
+                         ::testing::Values(test::SmallFs::Kind::kExt4Loop,
+                                           test::SmallFs::Kind::kTmpfs),
+                         [](const auto& p) { return test::SmallFs::Name(p.param); });
 
 }  // namespace
 }  // namespace lca::stateroot
