@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <regex>
 #include <set>
 #include <string>
@@ -38,6 +39,7 @@
 #include "tests/support/agent_host.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/registry.hpp"
+#include "tests/support/small_fs.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_sysroot.hpp"
 
@@ -89,6 +91,14 @@ ProcessResult RunOk(const std::vector<std::string>& argv,
                                         .env = env,
                                         .timeout = std::chrono::seconds(120),
                                         .stderr_tail_bytes = 1 << 16});
+}
+
+// Bytes gzip cannot shrink, so what a seed unpacks to is what it weighs.
+std::string Incompressible(std::size_t n) {
+  std::mt19937 gen(7);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(gen());
+  return s;
 }
 
 std::vector<std::string> Lines(const std::string& text) {
@@ -630,6 +640,36 @@ class PrepTest : public ::testing::Test {
     }
   }
 
+  // A hostile seed (root files replaced, name -> file) that reaches a host directory through a
+  // symlink it planted: Prep fails with every one of `want` in its message, the host directory
+  // `victim` is exactly as it was (nothing deleted, written or moved out of it), and nothing of
+  // the Prep is left behind after the abort.
+  void ExpectSymlinkRefused(const std::map<std::string, fs::path>& replace, const fs::path& victim,
+                            const std::vector<std::string>& want) {
+    const auto before = TreeSnapshot(victim);
+    ASSERT_FALSE(before.empty());
+    const std::string image = bed->BuildVariant(replace);
+    Boot();
+    const std::string message = ExpectRejected(image, kSeedVersion, kSecret, want);
+    EXPECT_TRUE(Contains(message, "refused")) << message;
+    EXPECT_TRUE(TreeSnapshot(victim) == before) << "the host directory " << victim << " changed";
+  }
+
+  // A host directory outside the sysroot with files a hostile seed would like to reach.
+  fs::path Victim() {
+    const fs::path v = tmp_ / "host-dir";
+    fs::create_directories(v / "sub");
+    WriteFileAtomic(v / "victim", "host file\n", 0644);
+    WriteFileAtomic(v / "sub/inner", "host inner file\n", 0644);
+    return v;
+  }
+
+  fs::path File(const std::string& name, const std::string& content) {
+    const fs::path p = tmp_ / name;
+    WriteFileAtomic(p, content, 0644);
+    return p;
+  }
+
   test::TempDir tmp_{"lca-prep-it"};
   SystemProcessRunner runner_;
   std::unique_ptr<test::TestSysroot> host_;
@@ -905,6 +945,138 @@ TEST_F(PrepTest, TooLittleSpaceIsRejectedBeforeAnythingIsFetched) {
                                     " + margin 512.0 MiB), available "))
       << "the estimate must count the seed's " << layer << " layer bytes:\n"
       << message;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile seeds that plant a symlink to a host directory and then name a path through it: every
+// seed-controlled path operation (etc.deletions, the /etc merge, /var placement, the import of
+// ostree.tgz's objects) resolves beneath its root without following it. (The extra-manifests
+// export through a planted var/opt is in pivot_test: it runs at Upgrade.)
+
+TEST_F(PrepTest, HostileSeedEtcDeletionThroughASymlinkIsRefused) {
+  const fs::path victim = Victim();
+  const fs::path etc = tmp_ / "hostile-etc.tgz";
+  WriteTarGz(etc, {{TarSpec::kDir, "etc", ""}, {TarSpec::kSymlink, "etc/dl", victim.string()}});
+  ExpectSymlinkRefused(
+      {{"etc.tgz", etc},
+       {"etc.deletions", File("hostile-etc.deletions", "/etc/dl/victim\n/etc/dl/sub\n")}},
+      victim,
+      {"stateroot setup failed: applying the seed's /etc: applying etc.deletions: removing "
+       "/etc/dl/victim: path \"etc/dl/victim\" beneath ",
+       "refused: it goes through the symlink \"etc/dl\""});
+}
+
+TEST_F(PrepTest, HostileSeedEtcThatIsASymlinkIsNotMergedOverTheDeployment) {
+  const fs::path victim = Victim();
+  const fs::path etc = tmp_ / "hostile-etc.tgz";
+  WriteTarGz(etc, {{TarSpec::kSymlink, "etc", victim.string()}});
+  ExpectSymlinkRefused(
+      {{"etc.tgz", etc}, {"etc.deletions", File("hostile-etc.deletions", "/etc/victim\n")}}, victim,
+      {"stateroot setup failed: applying the seed's /etc: etc.tgz: entry \"etc\" is a symlink: "
+       "refused"});
+}
+
+TEST_F(PrepTest, HostileSeedVarThroughASymlinkIsNeverWrittenThrough) {
+  const fs::path victim = Victim();
+  const fs::path var = tmp_ / "hostile-var.tgz";
+  WriteTarGz(var, {{TarSpec::kDir, "var", ""}, {TarSpec::kSymlink, "var/lib", victim.string()}});
+  ExpectSymlinkRefused({{"var.tgz", var}}, victim,
+                       {"stateroot setup failed: writing the rollback config and the pre-cache "
+                        "inputs: writing the rollback config into ",
+                        "refused: it is a symlink"});
+}
+
+TEST_F(PrepTest, HostileSeedVarThatIsASymlinkIsNotPlaced) {
+  const fs::path victim = Victim();
+  const fs::path var = tmp_ / "hostile-var.tgz";
+  WriteTarGz(var, {{TarSpec::kSymlink, "var", victim.string()}});
+  ExpectSymlinkRefused({{"var.tgz", var}}, victim,
+                       {"stateroot setup failed: extracting the seed: var.tgz: entry \"var\" is a "
+                        "symlink: refused"});
+}
+
+TEST_F(PrepTest, HostileSeedOstreeObjectsThroughASymlinkAreNotImported) {
+  // The victim holds a copy of the seed's own objects, so an import that followed the link
+  // would find a complete commit there and move the host's files into the sysroot's repo.
+  const fs::path repo = tmp_ / "seed-repo";
+  fs::create_directories(repo);
+  RunOk({"tar", "-xzf", (bed->seed_files / "ostree.tgz").string(), "-C", repo.string()});
+  const fs::path victim = tmp_ / "host-objects";
+  fs::copy(repo / "objects", victim, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  std::vector<TarSpec> entries;
+  for (const auto& e : fs::directory_iterator(repo)) {
+    const std::string name = e.path().filename().string();
+    if (name == "objects") continue;
+    if (e.is_directory()) {
+      entries.push_back({TarSpec::kDir, name, ""});
+    } else if (e.is_regular_file()) {
+      entries.push_back({TarSpec::kFile, name, ReadFile(e.path())});
+    }
+  }
+  entries.push_back({TarSpec::kSymlink, "objects", victim.string()});
+  const fs::path ostree = tmp_ / "hostile-ostree.tgz";
+  WriteTarGz(ostree, entries);
+  ExpectSymlinkRefused({{"ostree.tgz", ostree}}, victim,
+                       {"stateroot setup failed: importing the seed's ostree commit: ostree.tgz: "
+                        "entry \"objects\" is a symlink: refused"});
+}
+
+TEST_F(PrepTest, HostileSeedOstreeEntryThroughAnArchiveSymlinkIsRefused) {
+  ExpectHostileRejected("ostree.tgz",
+                        {{TarSpec::kDir, "objects", ""},
+                         {TarSpec::kSymlink, "objects/ab", "/"},
+                         {TarSpec::kFile, "objects/ab/evil", "escaped\n"}},
+                        "objects/ab/evil", "would be written through the symlink \"objects/ab\"");
+}
+
+// The sysroot's filesystem fills up during extraction (the scratch dir is a small filesystem of
+// its own, sized to hold the fetched seed but not what it unpacks to): the step fails at once
+// naming the entry, ENOSPC, what it needed and what was free, and nothing is imported. Before,
+// each failed write was a "Write failed" warning and the extraction reported success.
+TEST_F(PrepTest, AFullFilesystemDuringExtractionFailsTheStepNamingTheEntry) {
+  const fs::path var = tmp_ / "big-var.tgz";
+  WriteTarGz(var, {{TarSpec::kDir, "var", ""},
+                   {TarSpec::kDir, "var/lib", ""},
+                   {TarSpec::kFile, "var/lib/big", Incompressible(std::size_t{64} << 20)}});
+  const std::string image = bed->BuildVariant({{"var.tgz", var}});
+  std::uintmax_t layout_bytes = 0;
+  for (const auto& e : fs::recursive_directory_iterator(image.substr(4, image.size() - 9))) {
+    if (e.is_regular_file()) layout_bytes += e.file_size();
+  }
+  host_ = std::make_unique<test::TestSysroot>(tmp_ / "host", kHostVersion);
+  booted_ = sr::ResolveBooted(host_->sysroot(), ReadFile(host_->cmdline_file())).value();
+  cmdline_ = ReadFile(host_->cmdline_file());
+  const int size_mb = static_cast<int>(layout_bytes >> 20) + 40;
+  std::unique_ptr<test::SmallFs> small;
+  std::string why_not;
+  for (auto kind : {test::SmallFs::Kind::kExt4Loop, test::SmallFs::Kind::kTmpfs}) {
+    small = std::make_unique<test::SmallFs>(kind, Sysroot() / "ostree/lca-prep", tmp_ / "small.img",
+                                            size_mb);
+    if (small->mounted()) break;
+    why_not += std::string(test::SmallFs::Name(kind)) + ": " + small->why_not() + "; ";
+  }
+  if (!small->mounted()) GTEST_SKIP() << "no small filesystem: " << why_not;
+  StartDaemon({});
+  const std::string status_before = Snapshot().status;
+
+  Patch(PrepPatch(image, kSeedVersion, kSecret));
+  Wait("PrepCompleted=False");
+  const Json o = Settled();
+  const std::string message = Condition(o, "PrepInProgress").value("message", "");
+  EXPECT_TRUE(Contains(message, "stateroot setup failed: extracting the seed: ")) << message;
+  EXPECT_TRUE(Contains(message,
+                       "var.tgz: writing entry \"var/lib/big\": No space left on device "
+                       "(the entry needs 64.0 MiB, "))
+      << message;
+  EXPECT_TRUE(std::regex_search(
+      message, std::regex(R"(still unwritten; [0-9.]+ (B|KiB|MiB) free on the filesystem of )" +
+                          (Sysroot() / "ostree/lca-prep").string())))
+      << message;
+  // Nothing imported or deployed: the step stopped the Prep where it failed.
+  EXPECT_FALSE(sr::OstreeSysroot(Sysroot()).HasCommit(bed->seed_checksum));
+  EXPECT_EQ(Snapshot().status, status_before);
+  const std::string log = ReadFileIfExists(tmp_ / "daemon.log").value_or("");
+  EXPECT_FALSE(Contains(log, "Write failed")) << "a failed write was only a warning";
 }
 
 TEST_F(PrepTest, PushedSeedHasTheFormat4ContentsAndExclusions) {
