@@ -53,18 +53,12 @@ bool ExistsAt(int dir, const std::string& name) {
   return ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-}  // namespace
-
-// Every write lands beneath the new stateroot or deployment without following a symlink: both
-// came from the seed, which could have planted var/lib/lca/bin -> /usr/local/bin or
-// etc/systemd/system -> /etc/systemd/system (absolute, so the running host's).
-CarryReport CarryAgent(const fs::path& booted_deployment, const fs::path& new_deployment,
-                       const fs::path& new_stateroot, const AgentFiles& files) {
-  CarryReport report;
-  const UniqueFd stateroot_fd = beneath::OpenRoot(new_stateroot);
-  const UniqueFd deployment_fd = beneath::OpenRoot(new_deployment);
-  // 1. Binaries: /usr/bin/x -> /var/lib/lca/bin/x when the new release lacks them.
-  std::map<std::string, std::string> rewrites;  // "/usr/bin/x" -> "/var/lib/lca/bin/x"
+// 1. Binaries: /usr/bin/x -> /var/lib/lca/bin/x when the new release lacks them. Returns the
+// rewrites for the units ("/usr/bin/x" -> "/var/lib/lca/bin/x").
+std::map<std::string, std::string> CarryBinaries(const fs::path& booted_deployment,
+                                                 const fs::path& new_deployment, int stateroot,
+                                                 const AgentFiles& files, CarryReport& report) {
+  std::map<std::string, std::string> rewrites;
   for (const auto& rel : files.binaries) {
     if (Exists(new_deployment / rel)) continue;
     const fs::path src = booted_deployment / rel;
@@ -72,12 +66,18 @@ CarryReport CarryAgent(const fs::path& booted_deployment, const fs::path& new_de
     const std::string name = fs::path(rel).filename().string();
     rewrites["/" + rel] = "/var/lib/lca/bin/" + name;
     const std::string content = ReadFile(src);
-    const UniqueFd bin = beneath::MakeDirs(stateroot_fd.get(), "var/lib/lca/bin", 0755);
+    const UniqueFd bin = beneath::MakeDirs(stateroot, "var/lib/lca/bin", 0755);
     if (ReadRegularAt(bin.get(), name) == content) continue;  // a resumed Upgrade: already there
     beneath::WriteFileAtomicAt(bin.get(), name, content, 0755);
     report.carried.push_back("binary /" + rel + " -> /var/lib/lca/bin/" + name);
   }
-  // 2. Units: present (rewritten when a binary moved) and enabled.
+  return rewrites;
+}
+
+// 2. Units: present (rewritten when a binary moved) and enabled.
+void CarryUnits(const fs::path& booted_deployment, const fs::path& new_deployment, int deployment,
+                const AgentFiles& files, const std::map<std::string, std::string>& rewrites,
+                CarryReport& report) {
   for (const auto& unit : files.units) {
     auto in_new = FindUnit(new_deployment, unit);
     const auto in_booted = FindUnit(booted_deployment, unit);
@@ -86,12 +86,11 @@ CarryReport CarryAgent(const fs::path& booted_deployment, const fs::path& new_de
     std::string text = ReadFile(source);
     std::string rewritten = text;
     for (const auto& [from, to] : rewrites) rewritten = Replace(rewritten, from, to);
-    const UniqueFd units = beneath::MakeDirs(deployment_fd.get(), "etc/systemd/system", 0755);
-    if (!in_new || rewritten != text) {
-      if (ReadRegularAt(units.get(), unit).value_or("") != rewritten) {
-        beneath::WriteFileAtomicAt(units.get(), unit, rewritten, 0644);
-        report.carried.push_back("unit " + unit);
-      }
+    const UniqueFd units = beneath::MakeDirs(deployment, "etc/systemd/system", 0755);
+    if ((!in_new || rewritten != text) &&
+        ReadRegularAt(units.get(), unit).value_or("") != rewritten) {
+      beneath::WriteFileAtomicAt(units.get(), unit, rewritten, 0644);
+      report.carried.push_back("unit " + unit);
     }
     const UniqueFd wants = beneath::MakeDirs(units.get(), "multi-user.target.wants", 0755);
     if (!ExistsAt(wants.get(), unit)) {
@@ -104,32 +103,51 @@ CarryReport CarryAgent(const fs::path& booted_deployment, const fs::path& new_de
       report.carried.push_back("enabled " + unit);
     }
   }
-  // 3. Config: file by file, never over the seed's own, never the secrets.
+}
+
+// 3. Config: file by file, never over the seed's own, never the secrets.
+void CarryConfig(const fs::path& booted_deployment, int deployment, const AgentFiles& files,
+                 CarryReport& report) {
   const fs::path cfg_src = booted_deployment / files.config_dir;
   std::error_code ec;
-  if (fs::is_directory(cfg_src, ec)) {
-    for (auto it = fs::recursive_directory_iterator(cfg_src);
-         it != fs::recursive_directory_iterator(); ++it) {
-      const fs::path rel = it->path().lexically_relative(cfg_src);
-      if (*rel.begin() == "secrets") {
-        if (it->is_directory()) it.disable_recursion_pending();
-        continue;
-      }
-      const fs::path dst = fs::path(files.config_dir) / rel;
-      if (it->is_directory()) {
-        beneath::MakeDirs(deployment_fd.get(), dst.string(), 0755);
-        continue;
-      }
-      if (!it->is_regular_file()) continue;
-      const UniqueFd dir = beneath::MakeDirs(deployment_fd.get(), dst.parent_path().string(), 0755);
-      const std::string name = dst.filename().string();
-      if (ExistsAt(dir.get(), name)) continue;
-      const auto perms = fs::status(it->path()).permissions();
-      beneath::WriteFileAtomicAt(dir.get(), name, ReadFile(it->path()),
-                                 static_cast<mode_t>(perms) & 07777);
-      report.carried.push_back("config /" + dst.string());
+  if (!fs::is_directory(cfg_src, ec)) return;
+  for (auto it = fs::recursive_directory_iterator(cfg_src);
+       it != fs::recursive_directory_iterator(); ++it) {
+    const fs::path rel = it->path().lexically_relative(cfg_src);
+    if (*rel.begin() == "secrets") {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
     }
+    const fs::path dst = fs::path(files.config_dir) / rel;
+    if (it->is_directory()) {
+      beneath::MakeDirs(deployment, dst.string(), 0755);
+      continue;
+    }
+    if (!it->is_regular_file()) continue;
+    const UniqueFd dir = beneath::MakeDirs(deployment, dst.parent_path().string(), 0755);
+    const std::string name = dst.filename().string();
+    if (ExistsAt(dir.get(), name)) continue;
+    const auto perms = fs::status(it->path()).permissions();
+    beneath::WriteFileAtomicAt(dir.get(), name, ReadFile(it->path()),
+                               static_cast<mode_t>(perms) & 07777);
+    report.carried.push_back("config /" + dst.string());
   }
+}
+
+}  // namespace
+
+// Every write lands beneath the new stateroot or deployment without following a symlink: both
+// came from the seed, which could have planted var/lib/lca/bin -> /usr/local/bin or
+// etc/systemd/system -> /etc/systemd/system (absolute, so the running host's).
+CarryReport CarryAgent(const fs::path& booted_deployment, const fs::path& new_deployment,
+                       const fs::path& new_stateroot, const AgentFiles& files) {
+  CarryReport report;
+  const UniqueFd stateroot_fd = beneath::OpenRoot(new_stateroot);
+  const UniqueFd deployment_fd = beneath::OpenRoot(new_deployment);
+  const auto rewrites =
+      CarryBinaries(booted_deployment, new_deployment, stateroot_fd.get(), files, report);
+  CarryUnits(booted_deployment, new_deployment, deployment_fd.get(), files, rewrites, report);
+  CarryConfig(booted_deployment, deployment_fd.get(), files, report);
   for (const auto& c : report.carried) spdlog::info("carried into the new stateroot: {}", c);
   return report;
 }

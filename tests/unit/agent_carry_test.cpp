@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/atomic_file.hpp"
+#include "common/error.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace lca::pivot {
@@ -84,6 +85,31 @@ TEST_F(AgentCarry, SeedWithoutTheAgentGetsBinariesUnitsAndConfig) {
   EXPECT_EQ(ReadFile(new_dep_ / "etc/lca/lifecycle-agent.yaml"), "logLevel: debug\n");
   EXPECT_EQ(Mode(new_dep_ / "etc/lca/configmaps/ns/cm.yaml"), 0640u);
   EXPECT_FALSE(fs::exists(new_dep_ / "etc/lca/secrets"));
+}
+
+// The new stateroot's /var and the new deployment's /etc came from the seed: links it planted
+// there to host directories are never written through.
+TEST_F(AgentCarry, NeverWritesThroughALinkTheSeedPlanted) {
+  const fs::path host_bin = tmp_ / "host/usr/local/bin";
+  const fs::path host_units = tmp_ / "host/etc/systemd/system";
+  EnsureDir(host_bin, 0755);
+  EnsureDir(host_units, 0755);
+  EnsureDir(new_root_ / "var/lib/lca", 0700);
+  fs::create_directory_symlink(host_bin, new_root_ / "var/lib/lca/bin");
+  try {
+    CarryAgent(booted_, new_dep_, new_root_);
+    ADD_FAILURE() << "carried through var/lib/lca/bin -> " << host_bin;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kInvalid) << e.what();
+    EXPECT_NE(std::string(e.what()).find("refused: it is a symlink"), std::string::npos)
+        << e.what();
+  }
+  fs::remove(new_root_ / "var/lib/lca/bin");
+  EnsureDir(new_dep_ / "etc/systemd", 0755);
+  fs::create_directory_symlink(host_units, new_dep_ / "etc/systemd/system");
+  EXPECT_THROW(CarryAgent(booted_, new_dep_, new_root_), Error);
+  EXPECT_TRUE(fs::is_empty(host_bin));
+  EXPECT_TRUE(fs::is_empty(host_units));
 }
 
 TEST_F(AgentCarry, WhatTheSeedBringsIsKeptAndOnlyEnabled) {
