@@ -93,8 +93,9 @@ class EntrySource final : public ArchiveSource {
 
 struct ExtractOptions {
   bool preserve_owner = true;  // numeric uid/gid from the archive (root in production)
-  // Extended attributes and ACLs, including security.selinux where the host allows it. An
-  // attribute the filesystem refuses is a warning (logged, counted), not an error.
+  // Extended attributes and ACLs, including security.selinux where the host allows it. Only
+  // the failures BestEffort() lists (extract_policy.hpp: an attribute the filesystem cannot
+  // hold, a label the host will not take) are warnings (logged, counted); any other is an error.
   bool xattrs = true;
   // false: a relative symlink target must stay inside `dest` and an absolute one is read as
   // relative to `dest` (as in a chroot), so any absolute target is allowed. true: any target,
@@ -131,7 +132,9 @@ struct ExtractStats {
 // so an inode shared by hardlinks outside `dest` is never written to); an existing directory is
 // merged into. Nothing is fsynced: call SyncFilesystem once afterwards.
 // At the end of the archive it calls src.Finish(), so a VerifyingSource checks its digest.
-// Corrupt or truncated data is kInvalid; a write failure (ENOSPC, EACCES) is kIo.
+// Corrupt or truncated data is kInvalid; any failure to create, write, size or close an entry
+// (ENOSPC, EIO, EACCES) stops the extraction at once with kIo naming the entry, for ENOSPC with
+// what it needed and what is free.
 ExtractStats ExtractTar(ArchiveSource& src, const std::string& label,
                         const std::filesystem::path& dest, const ExtractOptions& opts = {});
 
