@@ -196,6 +196,23 @@ TEST_P(BeneathTest, RemoveTreeRemovesALinkAsALink) {
   EXPECT_EQ(Victims(), before);
 }
 
+// The handlers that remove Prep's scratch dir and a partial stateroot (stateroot_cleanup.cpp,
+// ostree_sysroot.cpp RemoveTree) use std::filesystem::remove_all on trees a seed filled: it
+// must remove a symlink inside, or at the top, as a link. Holds that assumption about libstdc++.
+TEST(StdRemoveAll, NeverFollowsASymlinkInTheTree) {
+  test::TempDir tmp{"lca-remove-all"};
+  fs::create_directories(tmp / "host/sub");
+  WriteFileAtomic(tmp / "host/sub/victim", "host\n", 0644);
+  fs::create_directories(tmp / "tree/a");
+  fs::create_directory_symlink(tmp / "host", tmp / "tree/a/link");
+  fs::create_directory_symlink(tmp / "host", tmp / "top-link");
+  fs::remove_all(tmp / "tree");
+  fs::remove_all(tmp / "top-link");
+  EXPECT_FALSE(fs::exists(tmp / "tree"));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(tmp / "top-link")));
+  EXPECT_EQ(ReadFile(tmp / "host/sub/victim"), "host\n");
+}
+
 INSTANTIATE_TEST_SUITE_P(Resolvers, BeneathTest,
                          ::testing::Values(Resolver::kOpenat2, Resolver::kWalk), [](const auto& p) {
                            return p.param == Resolver::kOpenat2 ? "Openat2" : "Walk";
