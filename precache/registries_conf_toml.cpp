@@ -338,6 +338,7 @@ class Checker {
       if (IsTableLike(v)) {
         TableProblem(v, key);
       } else if (!CheckValue(v)) {
+        // refused, with its line
       } else if (key == "prefix") {
         e.prefix = Want<std::string>(key, v).value_or("");
       } else if (key == "location") {
@@ -365,6 +366,7 @@ class Checker {
       if (IsTableLike(v)) {
         TableProblem(v, key);
       } else if (!CheckValue(v)) {
+        // refused, with its line
       } else if (key == "location") {
         m.location = Want<std::string>(key, v).value_or("");
       } else if (key == "insecure") {
