@@ -8,6 +8,8 @@ find_package(spdlog REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(CURL REQUIRED)
+# registries.conf (precache/registries_conf_toml.cpp); Debian builds it as a shared library.
+find_package(tomlplusplus 3.3 REQUIRED)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 pkg_check_modules(OSTREE REQUIRED IMPORTED_TARGET ostree-1)
 pkg_check_modules(LIBARCHIVE REQUIRED IMPORTED_TARGET libarchive)

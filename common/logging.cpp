@@ -210,6 +210,15 @@ std::unique_ptr<spdlog::formatter> MakeLogFormatter(const std::string& pattern) 
   return f;
 }
 
+LogTarget ParseLogTarget(std::string_view name) {
+  if (name == "auto") return LogTarget::kAuto;
+  if (name == "stderr") return LogTarget::kStderr;
+  if (name == "journal") return LogTarget::kJournal;
+  if (name == "human") return LogTarget::kHuman;
+  throw Error(Errc::kInvalid,
+              "log format '" + std::string(name) + "' is not one of auto, stderr, journal, human");
+}
+
 void SetupLogging(std::string_view ident, std::string_view level, LogTarget target) {
   const auto lvl = spdlog::level::from_str(std::string(level));
   // from_str maps unknown names to "off"; only accept "off" when asked for.
@@ -226,6 +235,10 @@ void SetupLogging(std::string_view ident, std::string_view level, LogTarget targ
     logger = std::make_shared<spdlog::logger>(std::string(ident), sink);
     // journald stamps time, priority and identifier itself; the fields go as fields.
     logger->set_pattern("%v");
+  } else if (target == LogTarget::kHuman) {
+    auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    logger = std::make_shared<spdlog::logger>(std::string(ident), sink);
+    logger->set_formatter(MakeLogFormatter(kHumanLogPattern));
   } else if (::isatty(STDERR_FILENO)) {
     auto sink = std::make_shared<spdlog::sinks::ansicolor_stderr_sink_mt>();
     logger = std::make_shared<spdlog::logger>(std::string(ident), sink);

@@ -21,9 +21,14 @@ namespace lca {
 
 enum class LogTarget {
   kAuto,     // journald when stderr is connected to it (JOURNAL_STREAM), else stderr
-  kStderr,   // plain lines: colour on a terminal, timestamps otherwise
+  kStderr,   // plain lines: colour on a terminal, timestamps otherwise; fields after the text
   kJournal,  // native journal entries with priorities, SYSLOG_IDENTIFIER and our fields
+  kHuman,    // for a person reading a file: "15:04:05.000 info  <message>", no fields
 };
+
+// "auto", "stderr", "journal" or "human" (lifecycle-agent --log-format); anything else throws
+// lca::Error kInvalid naming the choices.
+LogTarget ParseLogTarget(std::string_view name);
 
 // Installs the default logger named `ident`. `level` is trace|debug|info|warn|error|off;
 // anything else throws lca::Error kInvalid.
@@ -79,6 +84,10 @@ std::vector<std::string> JournalEntry(std::string_view ident, spdlog::level::lev
 // " [A=1 B=two words]" for the stderr sink ("" without fields); values with spaces or quotes
 // are JSON-quoted so the line stays parseable.
 std::string RenderLogFields(const LogFields& fields);
+
+// LogTarget::kHuman's pattern: time of day, level padded to 5, the message; no journal fields
+// (they are for journalctl's selectors, not for reading).
+inline constexpr const char* kHumanLogPattern = "%H:%M:%S.%e %-5l %v";
 
 // A formatter for `pattern` where the flag "%*" renders RenderLogFields(CurrentLogFields()).
 std::unique_ptr<spdlog::formatter> MakeLogFormatter(const std::string& pattern);

@@ -6,20 +6,31 @@
 #
 # Two runs: Prep -> Upgrade -> (simulated) reboot -> Idle, then an upgrade whose post-pivot hook
 # is broken, which the init monitor rolls back after initMonitorTimeoutSeconds: 5, and Idle
-# aborts. A reboot is simulated as TESTBED.md describes: the agent's reboot command records the
+# aborts. A reboot is simulated: the agent's reboot command records the
 # request; the demo stops the agent, boots the default boot entry's options line and starts the
 # agent again with that stateroot's var/lib/lca as its state dir (/var/lib/lca on a real host).
 # The seed's image list is not in the demo registry, so pre-caching is switched off here.
+#
+# The setup is quiet (a line per phase; the output of a failing phase is shown); every command
+# of the demo itself is printed, quoted so it can be pasted, above its own output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+source "$root/scripts/demo-lib.sh"
 
 if [ "${LCA_DEMO_IN_NS:-}" != 1 ]; then
-  if [ "${LCA_DEMO_SKIP_DEPS:-}" != 1 ]; then bash scripts/install-deps.sh; fi
   build=${BUILD_DIR:-build}
   case "$build" in /*) ;; *) build="$root/$build" ;; esac
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build" -j "$(nproc)" --target lifecycle-agent lcactl
+  mkdir -p "$build"
+  if [ "${LCA_DEMO_SKIP_DEPS:-}" != 1 ]; then
+    demo_phase "Debian packages (scripts/install-deps.sh; log: $build/demo-deps.log)"
+    quietly "$build/demo-deps.log" bash scripts/install-deps.sh
+  fi
+  demo_phase "configuring (cmake; log: $build/demo-build.log)"
+  quietly "$build/demo-build.log" cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  demo_phase "building lifecycle-agent and lcactl (a first build takes minutes; see the README)"
+  quietly "$build/demo-build.log" cmake --build "$build" -j "$(nproc)" --target lifecycle-agent lcactl
+  demo_phase "running the demo in a private mount namespace"
   # skopeo run as root keeps a cache in /var/lib/containers: give it a private, empty /var/lib.
   exec unshare --mount --propagation private env LCA_DEMO_IN_NS=1 BUILD_DIR="$build" bash -c \
     'mount -t tmpfs tmpfs /var/lib && exec bash "$0"' "$0"
@@ -46,7 +57,15 @@ trap cleanup EXIT
 
 lcactl() { "$build/agent/cli/lcactl" --socket "$work/lca.sock" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ lcactl %s\n' "$*"; lcactl "$@"; }
+# show ARG...: `lcactl ARG...` under its "$ lcactl ..." line; run COMMAND...: any other command.
+show() {
+  echo_command lcactl "$@"
+  lcactl "$@"
+}
+run() {
+  echo_command "$@"
+  "$@"
+}
 
 step "Test bed: a registry with a password and a seed host at 4.15.2"
 addr=$("$root/scripts/testbed/registry.sh" start "$work/registry" --htpasswd seed:demo-secret | tail -1)
@@ -59,12 +78,11 @@ echo "data from the seed's /var" >"$work/seedhost/sysroot/ostree/deploy/rhcos/va
 echo "registry $addr"
 
 step "Build the seed with lcactl seed create and push it"
-printf '$ lcactl seed create --sysroot %s --version 4.15.2 --image %s\n' \
-  "$work/seedhost/sysroot" "$addr/ibu/seed:4.15.2"
-"$build/agent/cli/lcactl" seed create --sysroot "$work/seedhost/sysroot" --version 4.15.2 \
+echo "(in the commands below, lcactl is $(shell_quote "$build/agent/cli/lcactl" --socket "$work/lca.sock"))"
+show seed create --sysroot "$work/seedhost/sysroot" --version 4.15.2 \
   --image "$addr/ibu/seed:4.15.2" --authfile "$work/registry/auth.json" \
   --registries-conf "$work/registry/registries.conf" --policy "$work/registry/policy.json" \
-  --karg rcupdate.rcu_normal_after_boot=0 --work-dir "$work" 2>/dev/null
+  --karg rcupdate.rcu_normal_after_boot=0 --work-dir "$work" 2>>"$work/seed.log"
 
 # The host the agent runs on: $host (made by make-sysroot.sh), booted with $cmdline.
 host="" cmdline="" boots=0
@@ -73,7 +91,7 @@ start_agent() {
   stateroot=$(sed -n 's/.*ostree=\([^ ]*\).*/\1/p' "$cmdline" | cut -d/ -f4)
   "$build/agent/daemon/lifecycle-agent" --sysroot "$host/sysroot" --proc-cmdline "$cmdline" \
     --state-dir "$host/sysroot/ostree/deploy/$stateroot/var/lib/lca" --socket "$work/lca.sock" \
-    --config "$work/none.yaml" --config-dir "$work/etc" --hooks-dir "$host/hooks" \
+    --config "$work/lca.yaml" --config-dir "$work/etc" --hooks-dir "$host/hooks" \
     --registries-conf "$work/registry/registries.conf" \
     --signature-policy "$work/registry/policy.json" --precache-disabled \
     --reboot-command "$work/bin/reboot" --systemctl-command "$work/bin/systemctl" \
@@ -112,14 +130,11 @@ hook() {  # hook PHASE NAME BODY
   printf '#!/bin/sh\n%s\n' "$3" >"$host/hooks/$1.d/$2"
   chmod 0755 "$host/hooks/$1.d/$2"
 }
-prep_patch() {
-  printf '{"spec":{"stage":"Prep","seedImageRef":{"version":"4.15.2","image":"%s","pullSecretRef":{"name":"seed-pull-secret"}}%s}%s}' \
-    "$addr/ibu/seed:4.15.2" "$1" "$2"
-}
 
 mkdir -p "$work/etc/secrets/seed-pull-secret" "$work/bin"
 cp "$work/registry/auth.json" "$work/etc/secrets/seed-pull-secret/.dockerconfigjson"
-: >"$work/none.yaml"
+# The agent's and the init monitor's config: logs for reading (time, level, message).
+echo "logFormat: human" >"$work/lca.yaml"
 printf '#!/bin/sh\necho "reboot requested: $*" >&2\necho "$*" >>"%s"\n' "$work/reboots.log" >"$work/bin/reboot"
 printf '#!/bin/sh\necho "$*" >>"%s"\n' "$work/systemctl.log" >"$work/bin/systemctl"
 chmod 0755 "$work/bin/reboot" "$work/bin/systemctl"
@@ -140,12 +155,12 @@ show patch ibu upgrade --type=merge -p '{"spec":{"stage":"Deploy"}}' || true
 show patch ibu upgrade --type=merge -p '{"status":{"conditions":[]}}' || true
 
 step "Prep: the new stateroot from the seed"
-show patch ibu upgrade --type=merge -p "$(prep_patch "" "")"
+show patch ibu upgrade --type=merge -p "$(prep_patch "$addr" "" "")"
 show wait ibu --for=condition=PrepCompleted --timeout=5m
 show status
 echo
 echo "The host now (the booted deployment is still the default):"
-ostree admin status --sysroot="$host/sysroot"
+run ostree admin status --sysroot="$host/sysroot"
 new=$(ls -d "$host"/sysroot/ostree/deploy/rhcos_4.15.2/deploy/*.0)
 echo "  new /etc/seed-added.conf: $(cat "$new/etc/seed-added.conf")"
 echo "  new /etc/deprecated.conf: $(test -e "$new/etc/deprecated.conf" && echo present || echo deleted, as the seed says)"
@@ -154,7 +169,7 @@ echo "  new /var/lib/demo/hello:  $(cat "$host/sysroot/ostree/deploy/rhcos_4.15.
 step "Upgrade: hand over to the new stateroot, pin the old deployment, set the default, reboot"
 show patch ibu upgrade --type=merge -p '{"spec":{"stage":"Upgrade"}}'
 wait_reboot_request 0
-ostree admin status --sysroot="$host/sysroot"
+run ostree admin status --sysroot="$host/sysroot"
 reboot_host
 show wait ibu --for=condition=UpgradeCompleted --timeout=2m
 show status
@@ -163,7 +178,7 @@ step "Idle: finalize removes the old stateroot and the pin"
 show patch ibu upgrade --type=merge -p '{"spec":{"stage":"Idle"}}'
 show wait ibu --for=condition=Idle --timeout=2m
 show status
-ostree admin status --sysroot="$host/sysroot"
+run ostree admin status --sysroot="$host/sysroot"
 stop_agent
 
 step "Run 2: a broken post-pivot hook, initMonitorTimeoutSeconds 5: the init monitor rolls back"
@@ -172,7 +187,7 @@ hook post-pivot 10-broken 'echo "post-pivot hook: the new release does not come 
 start_agent
 # post-reboot-config Disabled: the hook's failure does not roll back by itself; the init
 # monitor's timeout does.
-show patch ibu upgrade --type=merge -p "$(prep_patch ',"autoRollbackOnFailure":{"initMonitorTimeoutSeconds":5}' \
+show patch ibu upgrade --type=merge -p "$(prep_patch "$addr" ',"autoRollbackOnFailure":{"initMonitorTimeoutSeconds":5}' \
   ',"metadata":{"annotations":{"auto-rollback-on-failure.lca.openshift.io/post-reboot-config":"Disabled"}}')"
 show wait ibu --for=condition=PrepCompleted --timeout=5m
 show patch ibu upgrade --type=merge -p '{"spec":{"stage":"Upgrade"}}'
@@ -180,10 +195,12 @@ wait_reboot_request 1
 reboot_host
 show wait ibu --for=condition=UpgradeCompleted=False --timeout=2m
 show status
-printf '$ lcactl init-monitor --monitor   # what lca-init-monitor.service runs after the pivot\n'
-"$build/agent/cli/lcactl" init-monitor --monitor --config "$work/none.yaml" \
-  --sysroot "$host/sysroot" --state-dir "$host/sysroot/ostree/deploy/rhcos_4.15.2/var/lib/lca" \
-  --proc-cmdline "$cmdline" --reboot-command "$work/bin/reboot" 2>&1 | sed 's/^/  /'
+echo "What lca-init-monitor.service runs after the pivot:"
+monitor=(init-monitor --monitor --config "$work/lca.yaml" --sysroot "$host/sysroot"
+  --state-dir "$host/sysroot/ostree/deploy/rhcos_4.15.2/var/lib/lca" --proc-cmdline "$cmdline"
+  --reboot-command "$work/bin/reboot")
+echo_command lcactl "${monitor[@]}"
+lcactl "${monitor[@]}" 2>&1 | sed 's/^/  /'
 reboot_host
 show wait ibu --for=condition=UpgradeCompleted=False --timeout=1m
 show status
@@ -192,10 +209,10 @@ step "Idle: abort removes the new stateroot and the pin"
 show patch ibu upgrade --type=merge -p '{"spec":{"stage":"Idle"}}'
 show wait ibu --for=condition=Idle --timeout=2m
 show status
-ostree admin status --sysroot="$host/sysroot"
+run ostree admin status --sysroot="$host/sysroot"
 stop_agent
 
-step "The agent's log"
+step "The agent's log (logFormat: human; under systemd it goes to the journal)"
 cat "$work/agent.log"
 echo
 echo "demo: done"

@@ -9,7 +9,7 @@ build_pkgs=(
   libboost-dev libboost-filesystem-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libarchive-dev
   libgtest-dev libgmock-dev libyaml-cpp-dev libcli11-dev
-  libcurl4-openssl-dev libssl-dev libisal-dev
+  libcurl4-openssl-dev libssl-dev libisal-dev libtomlplusplus-dev
 )
 run_pkgs=(
   ostree skopeo podman umoci docker-registry apache2-utils

@@ -16,7 +16,8 @@ bool IsStageFailed(const Status& st, Stage s);
 // First in-progress stage in the order Idle, Prep, Upgrade, Rollback.
 std::optional<Stage> InProgressStage(const Status& st);
 
-// §2.2
+// §2.2. What a patch may ask for next while the object accepts patches: while it is sealed
+// for the pivot reboot it accepts none, and ObjectStore serves an empty list instead.
 std::vector<Stage> ValidNextStages(const ImageBasedUpgrade& ibu, bool after_pivot);
 
 // §2.3

@@ -51,7 +51,7 @@ std::function<int()> AddInitMonitorCommand(CLI::App& app) {
       if (args->config_given || std::filesystem::exists(args->config_file)) {
         cfg = LoadConfigFile(args->config_file, cfg);
       }
-      SetupLogging("lca-init-monitor", cfg.log_level);
+      SetupLogging("lca-init-monitor", cfg.log_level, ParseLogTarget(cfg.log_format));
       pivot::InitMonitorOptions opts;
       opts.sysroot = args->sysroot.empty() ? cfg.sysroot : std::filesystem::path(args->sysroot);
       opts.state_dir =

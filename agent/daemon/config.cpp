@@ -3,6 +3,7 @@
 #include "common/atomic_file.hpp"
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
+#include "common/logging.hpp"
 
 namespace lca {
 
@@ -43,6 +44,9 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
       cfg.containers_root = str();
     } else if (key == "logLevel") {
       cfg.log_level = str();
+    } else if (key == "logFormat") {
+      cfg.log_format = str();
+      WithContext(where + ": logFormat", [&] { ParseLogTarget(cfg.log_format); });
     } else if (key == "registriesConf") {
       cfg.registries_conf = str();
     } else if (key == "signaturePolicy") {
@@ -65,10 +69,13 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
       (key == "precacheConcurrency" ? cfg.precache_concurrency : cfg.precache_timeout_seconds) =
           static_cast<int>(v.get<int64_t>());
     } else if (key == "precacheBestEffort" || key == "precacheDisabled") {
-      if (!v.is_boolean()) throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
-      (key == "precacheBestEffort" ? cfg.precache_best_effort : cfg.precache_disabled) = v.get<bool>();
+      if (!v.is_boolean())
+        throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
+      (key == "precacheBestEffort" ? cfg.precache_best_effort : cfg.precache_disabled) =
+          v.get<bool>();
     } else if (key == "recoveryBackup") {
-      if (!v.is_boolean()) throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
+      if (!v.is_boolean())
+        throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
       cfg.recovery_backup = v.get<bool>();
     } else if (key == "recoveryConfig") {
       cfg.recovery_config = str();
@@ -89,12 +96,16 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
       }
       (key == "rebootCommand" ? cfg.reboot_command : cfg.systemctl_command) = std::move(argv);
     } else {
-      throw Error(Errc::kInvalid,
-                  where + ": unknown key '" + key +
-                      "' (known: sysroot, stateDir, socket, socketMode, procCmdline, configDir, "
-                      "containersRoot, logLevel, registriesConf, signaturePolicy, runningVersion, "
-                      "nodePullSecret, containersRunroot, containersStorageDriver, precacheConcurrency, "
-                      "precacheTimeoutSeconds, precacheBestEffort, precacheDisabled, releaseRegistry, hooksDir, hookTimeoutSeconds, rebootCommand, systemctlCommand, recoveryBackup, recoveryConfig, metricsAddress)");
+      throw Error(
+          Errc::kInvalid,
+          where + ": unknown key '" + key +
+              "' (known: sysroot, stateDir, socket, socketMode, procCmdline, configDir, "
+              "containersRoot, logLevel, logFormat, registriesConf, signaturePolicy, "
+              "runningVersion, nodePullSecret, containersRunroot, containersStorageDriver, "
+              "precacheConcurrency, precacheTimeoutSeconds, precacheBestEffort, "
+              "precacheDisabled, releaseRegistry, "
+              "hooksDir, hookTimeoutSeconds, rebootCommand, systemctlCommand, recoveryBackup, "
+              "recoveryConfig, metricsAddress)");
     }
   }
   return cfg;

@@ -21,6 +21,9 @@ struct DaemonConfig {
   std::filesystem::path config_dir = "/etc/lca";         // secrets/, configmaps/
   std::filesystem::path containers_root = "/var/lib/containers/storage";
   std::string log_level = "info";
+  // auto (journald when stderr is its stream, else stderr lines with the journal fields),
+  // stderr, journal, or human (time, level, message: for a person reading a file).
+  std::string log_format = "auto";
   // containers-registries.conf for seed and image pulls; empty = the system's.
   std::filesystem::path registries_conf;
   // containers-policy.json for seed copies; empty = the system's.

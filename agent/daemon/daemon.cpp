@@ -85,6 +85,18 @@ bool AfterPivot(const DaemonConfig& cfg, const api::ImageBasedUpgrade& ibu) {
   return booted->stateroot == stateroot::StaterootNameForVersion(ibu.spec.seed_image_ref.version);
 }
 
+// Every stateroot's state dir (<sysroot>/ostree/deploy/*/var/lib/lca): the object store starts
+// its resourceVersion count above what any of them served.
+std::vector<std::filesystem::path> StaterootStateDirs(const std::filesystem::path& sysroot) {
+  std::vector<std::filesystem::path> out;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(sysroot / "ostree/deploy", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    out.push_back(it->path() / "var/lib/lca");
+  }
+  return out;
+}
+
 void Notify(const std::string& state) {
   // sd_notify is a no-op (returns 0) without NOTIFY_SOCKET, so this is safe outside systemd.
   const int r = sd_notify(0, state.c_str());
@@ -119,7 +131,7 @@ int RunDaemon(const DaemonConfig& cfg) {
 
   spdlog::info("lifecycle-agent {} starting: sysroot={} state-dir={} socket={}", LCA_VERSION,
                cfg.sysroot.string(), cfg.state_dir.string(), cfg.socket.string());
-  ObjectStore store(cfg.state_dir);
+  ObjectStore store(cfg.state_dir, StaterootStateDirs(cfg.sysroot));
   StepJournal journal(cfg.state_dir);
   SystemProcessRunner runner;
 

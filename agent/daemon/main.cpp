@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   std::string config_file = lca::kDefaultConfigFile;
   bool config_given = false;
   std::string sysroot, state_dir, socket, socket_mode, proc_cmdline, containers_root, config_dir,
-      log_level, registries_conf, signature_policy, running_version, node_pull_secret;
+      log_level, log_format, registries_conf, signature_policy, running_version, node_pull_secret;
   app.add_option_function<std::string>(
       "--config", [&](const std::string& v) { config_file = v, config_given = true; },
       std::string("configuration file (YAML; default ") + lca::kDefaultConfigFile +
@@ -32,6 +32,9 @@ int main(int argc, char** argv) {
   app.add_option("--containers-root", containers_root,
                  "containers-storage root for pre-caching (default /var/lib/containers/storage)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error (default info)");
+  app.add_option("--log-format", log_format,
+                 "auto (journald when stderr is its stream, else stderr), stderr (lines with the "
+                 "journal fields), journal, human (time, level, message)");
   app.add_option("--registries-conf", registries_conf,
                  "containers-registries.conf for seed and image pulls (default: the system's)");
   app.add_option("--signature-policy", signature_policy,
@@ -57,7 +60,8 @@ int main(int argc, char** argv) {
   app.add_option("--containers-storage-driver", storage_driver, "podman --storage-driver");
   app.add_option("--precache-concurrency", precache_concurrency, "pulls at once (default 10)");
   app.add_option("--precache-timeout", precache_timeout, "pre-cache time limit, s (default 4 h)");
-  app.add_flag("--precache-best-effort", precache_best_effort, "Prep completes despite failed pulls");
+  app.add_flag("--precache-best-effort", precache_best_effort,
+               "Prep completes despite failed pulls");
   app.add_flag("--precache-disabled", precache_disabled, "no pre-cache phase in Prep");
   std::string metrics_address;
   app.add_option("--metrics-address", metrics_address,
@@ -77,6 +81,7 @@ int main(int argc, char** argv) {
     if (!config_dir.empty()) cfg.config_dir = config_dir;
     if (!containers_root.empty()) cfg.containers_root = containers_root;
     if (!log_level.empty()) cfg.log_level = log_level;
+    if (!log_format.empty()) cfg.log_format = log_format;
     if (!registries_conf.empty()) cfg.registries_conf = registries_conf;
     if (!running_version.empty()) cfg.running_version = running_version;
     if (!signature_policy.empty()) cfg.signature_policy = signature_policy;
@@ -91,7 +96,7 @@ int main(int argc, char** argv) {
     cfg.precache_best_effort = cfg.precache_best_effort || precache_best_effort;
     cfg.precache_disabled = cfg.precache_disabled || precache_disabled;
     if (!metrics_address.empty()) cfg.metrics_address = metrics_address;
-    lca::SetupLogging("lifecycle-agent", cfg.log_level);
+    lca::SetupLogging("lifecycle-agent", cfg.log_level, lca::ParseLogTarget(cfg.log_format));
     return lca::RunDaemon(cfg);
   } catch (const std::exception& e) {
     // Logging may not be set up yet: stderr reaches the journal either way.

@@ -79,8 +79,8 @@ std::string RenderMetrics(const MetricsInput& in) {
              "Bytes the seed extraction of Prep's stateroot phase has written.");
     w.Sample({}, static_cast<double>(p.prep_bytes_done));
     w.Family("lca_prep_bytes_total", "gauge",
-             "Bytes the seed extraction will write: estimated from the seed's layer sizes, exact "
-             "once the extraction is done (0: unknown, e.g. a resumed Prep).");
+             "Bytes the seed extraction writes: 0 (unknown) until the extraction is done, then "
+             "exact; never an estimate that would later shrink.");
     w.Sample({}, static_cast<double>(p.prep_bytes_total));
   }
   if (in.precache) {

@@ -9,7 +9,7 @@ namespace lca::metrics {
 
 struct ProgressSnapshot {
   uint64_t prep_bytes_done = 0;       // bytes the seed extraction has written
-  uint64_t prep_bytes_total = 0;      // estimate from the seed's layers; exact once done
+  uint64_t prep_bytes_total = 0;      // 0 (unknown) until the extraction is done, then exact
   uint64_t precache_bytes_done = 0;   // downloaded by the pre-cache pulls
   uint64_t precache_bytes_total = 0;  // to download (from the registry manifests)
   bool prep_reported = false;         // anything reported for the stateroot phase

@@ -5,6 +5,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,8 @@
 namespace lca::pivot {
 namespace fs = std::filesystem;
 namespace {
+
+const char kPkiDir[] = "var/lib/kubelet/pki";
 
 // The kubelet keeps *-current.pem as an absolute symlink (/var/lib/kubelet/pki/...-<date>.pem)
 // that means the old stateroot's /var, not ours. Resolve `rel` under `root` component by
@@ -94,6 +97,13 @@ std::vector<TimePoint> CertificateExpirations(const std::string& pem) {
 }  // namespace
 
 std::optional<TimePoint> RollbackAvailabilityExpiration(const fs::path& old_stateroot_root) {
+  // A host that never ran a kubelet (the test bed, a plain ostree host) has nothing to expire.
+  std::error_code ec;
+  if (!fs::exists(ResolveInRoot(old_stateroot_root, kPkiDir), ec)) {
+    spdlog::info("rollbackAvailabilityExpiration: left unset, {} has no {} (no kubelet)",
+                 old_stateroot_root.string(), kPkiDir);
+    return std::nullopt;
+  }
   static const char* const kFiles[] = {"var/lib/kubelet/pki/kubelet-client-current.pem",
                                        "var/lib/kubelet/pki/kubelet-server-current.pem"};
   std::optional<TimePoint> earliest;

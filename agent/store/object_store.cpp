@@ -43,25 +43,66 @@ uint64_t ParseVersion(const std::string& rv) {
   }
 }
 
+// The highest resourceVersion one state dir records: its ibu.json and its high-water file.
+// Best-effort: this only decides where the count continues.
+uint64_t RecordedVersion(const std::filesystem::path& dir) {
+  uint64_t high = 0;
+  try {
+    if (auto data = ReadFileIfExists(dir / ObjectStore::kFileName)) {
+      const Json j = ParseJson(*data, (dir / ObjectStore::kFileName).string());
+      const Json rv = j.value("metadata", Json::object()).value("resourceVersion", Json(""));
+      if (rv.is_string()) high = ParseVersion(rv.get<std::string>());
+    }
+    if (auto data = ReadFileIfExists(dir / ObjectStore::kHighWaterFileName)) {
+      high = std::max(high, ParseVersion(*data));
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("ignoring {} for the resourceVersion count: {}", dir.string(), e.what());
+  }
+  return high;
+}
+
+// An object without status has no list to empty.
+void ClearValidNextStages(api::ImageBasedUpgrade& obj) {
+  if (obj.status) obj.status->valid_next_stages.clear();
+}
+
 }  // namespace
 
-ObjectStore::ObjectStore(std::filesystem::path state_dir) : path_(state_dir / kFileName) {
+ObjectStore::ObjectStore(std::filesystem::path state_dir,
+                         const std::vector<std::filesystem::path>& peer_state_dirs)
+    : path_(state_dir / kFileName) {
   EnsureDir(state_dir, 0700);
   RemoveStaleTemps(state_dir);
   auto data = ReadFileIfExists(path_);
-  if (data) {
-    obj_ = WithContext("loading " + path_.string(), [&] {
-      auto obj = api::FromJson(ParseJson(*data, "object"));
-      api::ValidateObject(obj);
-      return obj;
-    });
-    version_ = ParseVersion(obj_.metadata.resource_version);
-    if (obj_.metadata.uid.empty()) obj_.metadata.uid = NewUid();
+  std::lock_guard lock(mu_);
+  if (!data) {
+    RaiseToPeersLocked(peer_state_dirs);
+    CommitLocked(api::NewDefault(Now(), NewUid()));
+    spdlog::info("created ImageBasedUpgrade '{}' in {}", api::kName, path_.string());
     return;
   }
-  std::lock_guard lock(mu_);
-  CommitLocked(api::NewDefault(Now(), NewUid()));
-  spdlog::info("created ImageBasedUpgrade '{}' in {}", api::kName, path_.string());
+  obj_ = WithContext("loading " + path_.string(), [&] {
+    auto obj = api::FromJson(ParseJson(*data, "object"));
+    api::ValidateObject(obj);
+    return obj;
+  });
+  version_ = ParseVersion(obj_.metadata.resource_version);
+  if (obj_.metadata.uid.empty()) obj_.metadata.uid = NewUid();
+  const uint64_t loaded = version_;
+  RaiseToPeersLocked(peer_state_dirs);
+  if (version_ > loaded) {
+    spdlog::info(
+        "{} holds resourceVersion {} but {} was served before this boot; continuing "
+        "above it",
+        path_.string(), loaded, version_);
+    CommitLocked(obj_);
+  }
+}
+
+void ObjectStore::RaiseToPeersLocked(const std::vector<std::filesystem::path>& peer_state_dirs) {
+  version_ = std::max(version_, RecordedVersion(path_.parent_path()));
+  for (const auto& dir : peer_state_dirs) version_ = std::max(version_, RecordedVersion(dir));
 }
 
 api::ImageBasedUpgrade ObjectStore::Get() const {
@@ -77,8 +118,14 @@ uint64_t ObjectStore::ResourceVersion() const {
 api::ImageBasedUpgrade ObjectStore::CommitLocked(api::ImageBasedUpgrade next) {
   next.metadata.resource_version = std::to_string(version_ + 1);
   LCA_FAILPOINT("store.persist");
-  // Disk first: if the write fails, memory still matches what a restart would load.
-  if (!sealed_) WriteFileAtomic(path_, ToPrettyJson(api::ToJson(next)), 0600);
+  // Disk first: if the write fails, memory still matches what a restart would load. Sealed,
+  // ibu.json keeps the next boot's record and only the count is kept.
+  if (sealed_) {
+    ClearValidNextStages(next);
+    WriteFileAtomic(path_.parent_path() / kHighWaterFileName, next.metadata.resource_version, 0600);
+  } else {
+    WriteFileAtomic(path_, ToPrettyJson(api::ToJson(next)), 0600);
+  }
   ++version_;
   obj_ = std::move(next);
   cv_.notify_all();
@@ -178,10 +225,14 @@ void ObjectStore::SealForNextBoot(const api::ImageBasedUpgrade& next_boot) {
   api::ImageBasedUpgrade disk = next_boot;
   disk.metadata.resource_version = std::to_string(version_ + 1);
   WriteFileAtomic(path_, ToPrettyJson(api::ToJson(disk)), 0600);
+  ++version_;
   sealed_ = true;
-  spdlog::info("{} now holds the record for this stateroot's next boot; further changes stay "
-               "in memory",
-               path_.string());
+  // The served object changes too (no valid next stage), as a version above the record's.
+  CommitLocked(obj_);
+  spdlog::info(
+      "{} now holds the record for this stateroot's next boot; further changes stay "
+      "in memory",
+      path_.string());
 }
 
 bool ObjectStore::Sealed() const {

@@ -18,11 +18,21 @@ namespace lca {
 class ObjectStore {
  public:
   static constexpr const char* kFileName = "ibu.json";
+  // The highest resourceVersion served while ibu.json was sealed (decimal, 0600).
+  static constexpr const char* kHighWaterFileName = "resource-version";
 
   // Loads <state_dir>/ibu.json, or creates the default Idle object (generation 1) when there is
   // none. Creates state_dir 0700. A file that does not parse is an error naming the file: the
   // daemon must not silently replace an in-flight upgrade's record.
-  explicit ObjectStore(std::filesystem::path state_dir);
+  //
+  // resourceVersion never goes backwards across a pivot or rollback boot: the object this
+  // stateroot finds was handed over (or sealed) before the other stateroot served later
+  // versions. `peer_state_dirs` are the state dirs of the host's stateroots (this one may be
+  // among them); the highest version their ibu.json and high-water files hold, when above the
+  // loaded object's, makes the object load as a new version above it, so a watcher sees a
+  // change. Peers are read best-effort: an unreadable one only logs a warning.
+  explicit ObjectStore(std::filesystem::path state_dir,
+                       const std::vector<std::filesystem::path>& peer_state_dirs = {});
 
   const std::filesystem::path& path() const { return path_; }
 
@@ -57,7 +67,10 @@ class ObjectStore {
   // The pivot's last write (reference §5.1 step 10): `next_boot` goes to disk as what this
   // stateroot's agent finds if it ever boots again (the "Uncontrolled rollback" record), while
   // the object served until the reboot stays as it is. Later writes in this process stay in
-  // memory, and client patches are refused: the host is going down and they would be lost.
+  // memory (their resourceVersion goes to the high-water file), and client patches are refused:
+  // the host is going down and they would be lost. So from here the served object's
+  // status.validNextStages is empty, whatever the stage rules say: it lists what a patch may
+  // ask for, and none is accepted.
   void SealForNextBoot(const api::ImageBasedUpgrade& next_boot);
   bool Sealed() const;
 
@@ -66,6 +79,7 @@ class ObjectStore {
 
  private:
   api::ImageBasedUpgrade CommitLocked(api::ImageBasedUpgrade next);
+  void RaiseToPeersLocked(const std::vector<std::filesystem::path>& peer_state_dirs);
 
   std::filesystem::path path_;
   mutable std::mutex mu_;

@@ -64,6 +64,7 @@ TEST_F(MetricsPrepTest, PrepCountersMoveDuringARealPrep) {
              {"seedImageRef", {{"version", test::SeedBed::kVersion}, {"image", bed->image}}}}}});
   bool saw_prep_in_progress = false;
   double max_bytes_seen_during = 0;
+  std::vector<double> totals_seen_during;  // lca_prep_bytes_total while Prep ran
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(50);
   std::vector<metrics::ParsedSample> after;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -76,6 +77,7 @@ TEST_F(MetricsPrepTest, PrepCountersMoveDuringARealPrep) {
       saw_prep_in_progress = true;
       max_bytes_seen_during =
           std::max(max_bytes_seen_during, FindSample(s, "lca_prep_bytes_done").value_or(0));
+      totals_seen_during.push_back(FindSample(s, "lca_prep_bytes_total").value_or(0));
     }
     if (FindSample(s, "lca_condition", {{"type", "PrepCompleted"}, {"status", "True"}})) {
       after = s;
@@ -89,6 +91,8 @@ TEST_F(MetricsPrepTest, PrepCountersMoveDuringARealPrep) {
   EXPECT_GT(done, 0);
   EXPECT_GE(done, max_bytes_seen_during);
   EXPECT_EQ(FindSample(after, "lca_prep_bytes_total"), done);  // exact once extracted
+  // The total shown while Prep runs is unknown (0) or the exact one: it never shrinks.
+  for (const double t : totals_seen_during) EXPECT_TRUE(t == 0 || t == done) << t;
   EXPECT_TRUE(
       FindSample(after, "lca_phase_duration_seconds", {{"stage", "Prep"}, {"phase", "Stateroot"}}));
   EXPECT_TRUE(FindSample(after, "lca_stage_duration_seconds", {{"stage", "Prep"}}));

@@ -87,6 +87,11 @@ class UpgradeTest : public test::SeedBedSuite {
                   .code,
               1)
         << "the object is sealed while the host reboots";
+    const Json served = host_->Object();
+    EXPECT_EQ(Stages(served), std::vector<std::string>{})
+        << "no next stage is offered while every patch is refused";
+    const uint64_t served_rv =
+        std::stoull(served["metadata"]["resourceVersion"].get<std::string>());
     // Before the reboot: the old deployment pinned, the new one default, the old stateroot's
     // record says what a boot back into it without lca means.
     const auto deps = Deployments(host_->sysroot());
@@ -100,6 +105,9 @@ class UpgradeTest : public test::SeedBedSuite {
     host_->Reboot();
     EXPECT_EQ(host_->BootedStateroot(), AgentHost::kTarget);
     EXPECT_NE(ReadFile(host_->cmdline_file()).find("ibu=4.15.2"), std::string::npos);
+    EXPECT_GT(std::stoull(host_->Object()["metadata"]["resourceVersion"].get<std::string>()),
+              served_rv)
+        << "resourceVersion never goes back across the pivot boot";
   }
 
   test::TempDir tmp_{"lca-upgrade-it"};

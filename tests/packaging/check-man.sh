@@ -3,7 +3,8 @@
 #  * each renders without a single warning (groff -ww, and man --warnings as man(1) would);
 #  * lcactl.1 has a section for every subcommand `lcactl --help` lists (and every nested one),
 #    and names every option each of them prints; lifecycle-agent.8 names every option of
-#    `lifecycle-agent --help`. So a new subcommand or flag cannot leave the pages stale;
+#    `lifecycle-agent --help`, and so does README.md (its "Running the daemon" list). So a new
+#    subcommand or flag cannot leave the pages stale;
 #  * copies with a subcommand or an option removed are rejected, so the check has teeth.
 # Usage: check-man.sh SOURCE_DIR LCACTL LIFECYCLE_AGENT
 set -euo pipefail
@@ -107,6 +108,17 @@ else
   problem "lifecycle-agent.8 is stale (above)"
 fi
 
+# README.md's "Running the daemon" section names them too (what a test setup needs).
+sed -n '/^## Running the daemon$/,/^## /p' "$src/README.md" >"$work/readme-daemon.md"
+[ -s "$work/readme-daemon.md" ] || problem "README.md has no '## Running the daemon' section"
+out=$(missing "$work/readme-daemon.md" "$work/agent.req")
+if [ -z "$out" ]; then
+  echo "ok: README.md's Running the daemon names all $n_opt options of lifecycle-agent --help"
+else
+  printf '%s\n' "$out" >&2
+  problem "README.md's Running the daemon is stale (above)"
+fi
+
 # Teeth: a page missing one subcommand section, or one option, is rejected.
 first_sub=$(awk -F'\t' '$1 == "sec" { print $2; exit }' "$work/lcactl.req")
 sed "/^\.SS \"lcactl $first_sub[ \"]/d" "$src/docs/man/lcactl.1" >"$work/no-sub.1"
@@ -126,5 +138,11 @@ if [ -n "$(missing "$work/no-opt.8" "$work/agent.req")" ]; then
   echo "ok: a lifecycle-agent.8 without --precache-disabled is rejected"
 else
   problem "a lifecycle-agent.8 without --precache-disabled passed"
+fi
+sed 's/--hooks-dir/--hooks-directory/g' "$work/readme-daemon.md" >"$work/no-opt.md"
+if [ -n "$(missing "$work/no-opt.md" "$work/agent.req")" ]; then
+  echo "ok: a README.md without --hooks-dir is rejected"
+else
+  problem "a README.md without --hooks-dir passed"
 fi
 exit $fail

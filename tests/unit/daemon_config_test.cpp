@@ -27,7 +27,7 @@ TEST(DaemonConfig, FileOverridesDefaults) {
   WriteFileAtomic(tmp / "c.yaml",
                   "sysroot: /mnt/sysroot\nstateDir: /tmp/s\nsocket: /tmp/s.sock\nsocketMode: "
                   "\"0660\"\nprocCmdline: /tmp/cmdline\nconfigDir: /tmp/etc\ncontainersRoot: "
-                  "/tmp/c\nlogLevel: debug\n",
+                  "/tmp/c\nlogLevel: debug\nlogFormat: human\n",
                   0644);
   const DaemonConfig cfg = LoadConfigFile(tmp / "c.yaml", DaemonConfig{});
   EXPECT_EQ(cfg.sysroot, "/mnt/sysroot");
@@ -35,6 +35,7 @@ TEST(DaemonConfig, FileOverridesDefaults) {
   EXPECT_EQ(cfg.socket_mode, 0660u);
   EXPECT_EQ(cfg.containers_root, "/tmp/c");
   EXPECT_EQ(cfg.log_level, "debug");
+  EXPECT_EQ(cfg.log_format, "human");
 }
 
 TEST(DaemonConfig, EmptyFileChangesNothing) {
@@ -59,6 +60,8 @@ TEST(DaemonConfig, BadFilesNameTheFileAndKey) {
   EXPECT_EQ(err("socketMode: rw\n"), file + ": socketMode: 'rw' is not an octal mode like 0600");
   EXPECT_NE(err("sysroot: [a, b]\n").find("sysroot: must be a string"), std::string::npos);
   EXPECT_NE(err("- a\n- b\n").find("must be a YAML mapping"), std::string::npos);
+  EXPECT_EQ(err("logFormat: fancy\n"),
+            file + ": logFormat: log format 'fancy' is not one of auto, stderr, journal, human");
   EXPECT_NE(err("a: [\n").find("invalid YAML"), std::string::npos);
   EXPECT_THROW(LoadConfigFile(tmp / "missing.yaml", DaemonConfig{}), Error);
 }

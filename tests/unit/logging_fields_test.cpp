@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/error.hpp"
 #include "common/logging.hpp"
 
 namespace lca {
@@ -143,6 +144,42 @@ TEST(MakeLogFormatter, StderrLinesCarryTheFields) {
     logger.info("step {} done", "prep.fetch");
   }
   EXPECT_EQ(out.str(), "info plain\ninfo step prep.fetch done [LCA_STAGE=Prep]\n");
+}
+
+TEST(MakeLogFormatter, HumanLinesHaveTimeLevelAndMessageOnly) {
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  sink->set_formatter(MakeLogFormatter(kHumanLogPattern));
+  spdlog::logger logger("fmt-test", sink);
+  {
+    ScopedLogFields stage{{"LCA_STAGE", "Prep"}, {"LCA_STEP", "prep.fetch"}};
+    logger.info("step {} done", "prep.fetch");
+    logger.warn("careful");
+  }
+  const std::regex line(R"(\d\d:\d\d:\d\d\.\d\d\d (info |warning) (.*)\n)");
+  std::string rest = out.str();
+  std::vector<std::string> messages;
+  std::smatch m;
+  while (std::regex_search(rest, m, line, std::regex_constants::match_continuous)) {
+    messages.push_back(m[1].str() + "|" + m[2].str());
+    rest = m.suffix();
+  }
+  EXPECT_EQ(rest, "") << out.str();
+  EXPECT_EQ(messages, (std::vector<std::string>{"info |step prep.fetch done", "warning|careful"}));
+}
+
+TEST(ParseLogTarget, KnowsTheFourNames) {
+  EXPECT_EQ(ParseLogTarget("auto"), LogTarget::kAuto);
+  EXPECT_EQ(ParseLogTarget("stderr"), LogTarget::kStderr);
+  EXPECT_EQ(ParseLogTarget("journal"), LogTarget::kJournal);
+  EXPECT_EQ(ParseLogTarget("human"), LogTarget::kHuman);
+  try {
+    ParseLogTarget("fancy");
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kInvalid);
+    EXPECT_STREQ(e.what(), "log format 'fancy' is not one of auto, stderr, journal, human");
+  }
 }
 
 TEST(SetupLogging, RejectsUnknownLevels) {

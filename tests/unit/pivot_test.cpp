@@ -486,6 +486,15 @@ TEST_F(KubeletCerts, SymlinksResolveInsideTheStateroot) {
   EXPECT_EQ(RollbackAvailabilityExpiration(root_), ParseTime("2030-05-31T23:30:00Z"));
 }
 
+TEST_F(KubeletCerts, NoKubeletAtAllIsNoExpirationAndNoError) {
+  fs::remove_all(root_ / "var/lib/kubelet/pki");
+  WriteFileAtomic(root_ / "var/lib/kubelet/config.json", "{}", 0600);  // as on the test bed
+  EXPECT_FALSE(RollbackAvailabilityExpiration(root_).has_value());
+  // An empty pki directory is a kubelet whose certificates are gone: still an error.
+  EnsureDir(pki_, 0700);
+  EXPECT_THROW(RollbackAvailabilityExpiration(root_), Error);
+}
+
 TEST_F(KubeletCerts, NothingParsedIsAnErrorNamingTheFiles) {
   WriteFileAtomic(pki_ / "kubelet-server-current.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n", 0600);
   fs::create_symlink("/var/lib/kubelet/pki/gone.pem", pki_ / "kubelet-client-current.pem");

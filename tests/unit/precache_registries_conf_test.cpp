@@ -296,6 +296,41 @@ TEST(RegistriesConf, RefusalsNameTheLine) {
   EXPECT_EQ(ErrorOf("key =\n"), "r.conf: line 1: missing value after '='");
 }
 
+// TOML that toml++ reads but this reader cannot represent exactly is refused too, so the
+// caller falls back to skopeo; what it can represent is read, non-ASCII included.
+TEST(RegistriesConf, ValidTomlOutsideTheSubsetIsRefused) {
+  EXPECT_EQ(ErrorOf("[[registry]]\nlocation = \"a.io\"\ninsecure = 0x1\n"),
+            "r.conf: line 3: 'insecure' must be a boolean, not an integer");
+  EXPECT_EQ(ErrorOf("short-name-mode = 1979-05-27\n"),
+            "r.conf: line 1: unsupported value: only true/false, strings, arrays of strings and "
+            "plain decimal integers are supported");
+  EXPECT_EQ(ErrorOf("[[foo]]\nx = \"y\"\n"),
+            "r.conf: line 1: table [[foo]] is not supported (only [[registry]], "
+            "[[registry.mirror]] and [aliases])");
+  EXPECT_EQ(ErrorOf("registry.location = \"a.io\"\n"),
+            "r.conf: line 1: dotted keys ('registry.…') are not supported");
+  EXPECT_EQ(ErrorOf("[[registry]]\nlocation = \"a.io\"\n[registry.mirror]\nlocation = \"m\"\n"),
+            "r.conf: line 3: table [registry.mirror] is not supported (only [[registry]], "
+            "[[registry.mirror]] and [aliases])");
+  EXPECT_EQ(ErrorOf("[[registry]]\nlocation = \"a.io\"\nmirror = [{location = \"m\"}]\n"),
+            "r.conf: line 3: expected a string or ']' in the array opened on line 3, found '{' "
+            "(only arrays of strings are supported)");
+  EXPECT_EQ(ErrorOf("[aliases.x]\ny = \"z\"\n"),
+            "r.conf: line 1: table [aliases.x] is not supported (only [[registry]], "
+            "[[registry.mirror]] and [aliases])");
+  EXPECT_EQ(ErrorOf("[[registry]]\nlocation = '''a.io'''\n"),
+            "r.conf: line 2: multi-line strings are not supported");
+  // A literal string has no escapes; a comment and a header may be indented.
+  const auto conf = Parse(
+      "# ünïcode\n[[registry]]\nlocation = 'a\\u0041.io' # c\n\n  [[registry.mirror]]\n"
+      "  location = \"mírror.io\"\n");
+  ASSERT_EQ(conf.registries.size(), 1u);
+  EXPECT_EQ(conf.registries[0].location, "a\\u0041.io");
+  EXPECT_EQ(conf.registries[0].mirrors, (std::vector<std::string>{"mírror.io"}));
+  EXPECT_EQ(ErrorOf("# ü\n[[registry]]\nlocation = \"ü.io\"\ninsecure = \"yes\"\n"),
+            "r.conf: line 4: 'insecure' must be a boolean, not a string");
+}
+
 TEST(RegistriesConf, RoundTripOfMirrorsRendering) {
   const std::vector<MirrorRule> rules = {
       {"quay.io/openshift-release-dev/ocp-release", {"mirror.local:5000/ocp/release"}, false},

@@ -160,6 +160,124 @@ TEST(ObjectStore, WaitForChangeWakesOnUpdateAndShutdown) {
   stopper.join();
 }
 
+// An agent write that changes the object: an annotation with a running count.
+void Touch(ObjectStore& store) {
+  store.Update([](api::ImageBasedUpgrade& o) {
+    std::string& n = o.metadata.annotations["n"];
+    n = std::to_string(n.empty() ? 1 : std::stoi(n) + 1);
+  });
+}
+
+uint64_t Rv(const ObjectStore& store) { return std::stoull(store.Get().metadata.resource_version); }
+
+// The host's stateroots A and B, each with its own state dir, as the agent in each sees them.
+class TwoStaterootsTest : public ::testing::Test {
+ protected:
+  test::TempDir tmp_;
+  std::filesystem::path a_ = tmp_ / "a";
+  std::filesystem::path b_ = tmp_ / "b";
+  std::vector<std::filesystem::path> peers_ = {a_, b_};
+
+  static void HandTo(const ObjectStore& from, const std::filesystem::path& dir) {
+    EnsureDir(dir, 0700);
+    WriteFileAtomic(dir / "ibu.json", ToPrettyJson(api::ToJson(from.Get())), 0600);
+  }
+  // The pivot in `from`: the object handed over, one more write, the seal, one write in memory.
+  static uint64_t Pivot(ObjectStore& from, const std::filesystem::path& to) {
+    HandTo(from, to);
+    Touch(from);
+    from.SealForNextBoot(from.Get());
+    Touch(from);
+    return from.ResourceVersion();
+  }
+};
+
+// Every boot starts above every version served before it, whatever record it finds: the object
+// handed over before the pivot, or the sealed record the init monitor rewrote in place.
+TEST_F(TwoStaterootsTest, ResourceVersionNeverGoesBackAcrossBoots) {
+  uint64_t served = 0;
+  {
+    ObjectStore store(a_, peers_);
+    for (int i = 0; i < 3; ++i) Touch(store);
+    served = Pivot(store, b_);
+    EXPECT_EQ(Rv(store), served);
+    EXPECT_EQ(ReadFileIfExists(a_ / "resource-version"), std::to_string(served));
+  }
+  {
+    ObjectStore store(b_, peers_);  // the pivot boot
+    EXPECT_EQ(Rv(store), served + 1);
+    EXPECT_EQ(store.Get().metadata.annotations.at("n"), "3") << "the handed-over object";
+    EXPECT_EQ(Json::parse(*ReadFileIfExists(b_ / "ibu.json"))["metadata"]["resourceVersion"],
+              std::to_string(served + 1))
+        << "persisted at the version it is served with";
+    for (int i = 0; i < 5; ++i) Touch(store);
+    // The init monitor records the failure in A's sealed record, leaving its version.
+    auto record = api::FromJson(Json::parse(*ReadFileIfExists(a_ / "ibu.json")));
+    record.metadata.annotations["monitor"] = "timed out";
+    WriteFileAtomic(a_ / "ibu.json", ToPrettyJson(api::ToJson(record)), 0600);
+    served = Rv(store);
+  }
+  {
+    ObjectStore store(a_, peers_);  // the automatic rollback's boot
+    EXPECT_EQ(Rv(store), served + 1);
+    EXPECT_EQ(store.Get().metadata.annotations.at("monitor"), "timed out");
+    served = Pivot(store, b_);  // a second upgrade
+  }
+  {
+    ObjectStore store(b_, peers_);
+    EXPECT_EQ(Rv(store), served + 1);
+    HandTo(store, a_);  // a manual rollback hands the object back, then goes on writing
+    Touch(store);
+    served = Rv(store);
+  }
+  ObjectStore store(a_, peers_);
+  EXPECT_EQ(Rv(store), served + 1);
+  // A restart with nothing newer elsewhere keeps the version and writes nothing.
+  const auto before = ReadFileIfExists(a_ / "ibu.json");
+  ObjectStore again(a_, peers_);
+  EXPECT_EQ(Rv(again), served + 1);
+  EXPECT_EQ(ReadFileIfExists(a_ / "ibu.json"), before);
+}
+
+TEST(ObjectStore, UnreadablePeerOnlyWarns) {
+  test::TempDir tmp;
+  EnsureDir(tmp / "peer", 0700);
+  WriteFileAtomic(tmp / "peer/ibu.json", "{not json", 0600);
+  ObjectStore store(tmp / "state", {tmp / "peer", tmp / "missing"});
+  EXPECT_EQ(store.Get().metadata.resource_version, "1");
+}
+
+// While the host reboots for the pivot no patch is accepted, so the served object offers no
+// next stage, whatever the agent's later writes compute.
+TEST(ObjectStore, SealedObjectOffersNoNextStage) {
+  test::TempDir tmp;
+  ObjectStore store(tmp.path());
+  store.Update([](api::ImageBasedUpgrade& o) {
+    o.status = api::Status{};
+    o.status->valid_next_stages = {api::Stage::kIdle};
+  });
+  auto record = store.Get();
+  record.metadata.annotations["record"] = "next boot";
+  const uint64_t before = store.ResourceVersion();
+  store.SealForNextBoot(record);
+  EXPECT_TRUE(store.Sealed());
+  EXPECT_GT(store.ResourceVersion(), before) << "watchers see the change";
+  EXPECT_TRUE(store.Get().status->valid_next_stages.empty());
+  store.Update([](api::ImageBasedUpgrade& o) {
+    o.status->valid_next_stages = {api::Stage::kIdle};
+    o.metadata.annotations["later"] = "x";
+  });
+  EXPECT_TRUE(store.Get().status->valid_next_stages.empty());
+  EXPECT_EQ(CodeOf([&] { store.ApplyMergePatch(Json::parse(R"({"spec":{"stage":"Idle"}})")); }),
+            Errc::kConflict);
+  // The disk keeps the next boot's record, with its own list and an older version.
+  const Json disk = Json::parse(*ReadFileIfExists(tmp / "ibu.json"));
+  EXPECT_EQ(disk["metadata"]["annotations"]["record"], "next boot");
+  EXPECT_EQ(disk["status"]["validNextStages"], Json::array({"Idle"}));
+  EXPECT_LT(std::stoull(disk["metadata"]["resourceVersion"].get<std::string>()),
+            store.ResourceVersion());
+}
+
 TEST(StepJournal, RecordsStepsAndSurvivesRestart) {
   test::TempDir tmp;
   {

@@ -168,7 +168,6 @@ Outcome PrepHandler::Run(StageContext& ctx) {
         need.margin_bytes = opts_.space_margin_bytes;
         setup->CheckSpace(need);
         metrics::ResetProgress();  // a new Prep: /metrics starts its numbers over
-        metrics::ReportPrepBytesTotal(need.unpacked_bytes);
       } catch (const std::exception& e) {
         throw Fail("failed to validate seed image info", e);
       }
