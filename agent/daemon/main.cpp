@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
   app.add_option("--containers-storage-driver", storage_driver, "podman --storage-driver");
   app.add_option("--precache-concurrency", precache_concurrency, "pulls at once (default 10)");
   app.add_option("--precache-timeout", precache_timeout, "pre-cache time limit, s (default 4 h)");
-  app.add_flag("--precache-best-effort", precache_best_effort, "Prep completes despite failed pulls");
+  app.add_flag("--precache-best-effort", precache_best_effort,
+               "Prep completes despite failed pulls");
   app.add_flag("--precache-disabled", precache_disabled, "no pre-cache phase in Prep");
   std::string metrics_address;
   app.add_option("--metrics-address", metrics_address,
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
     lca::DaemonConfig cfg;
     if (config_given || std::filesystem::exists(config_file)) {
       cfg = lca::LoadConfigFile(config_file, cfg);
+      cfg.config_file = config_file;  // GET /lca/v1/paths tells must-gather
     }
     if (!sysroot.empty()) cfg.sysroot = sysroot;
     if (!state_dir.empty()) cfg.state_dir = state_dir;
