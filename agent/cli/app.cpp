@@ -43,11 +43,6 @@ namespace {
 
 const auto kProgressModes = CLI::IsMember({"auto", "bar", "lines", "none"});
 
-void AddResourceCommands(Lcactl::State& s);
-void AddStatusCommands(Lcactl::State& s);
-void AddGatherCommand(Lcactl::State& s);
-void AddSeedCommand(Lcactl::State& s);
-
 // oc and kubectl take -n everywhere; the ImageBasedUpgrade is cluster-scoped, so, as oc does
 // for a cluster-scoped kind, the namespace is accepted and has no effect.
 void AddNamespaceEverywhere(CLI::App& app, std::string& ns) {
@@ -64,10 +59,6 @@ void AddNamespaceEverywhere(CLI::App& app, std::string& ns) {
     AddNamespaceEverywhere(*sub, ns);
   }
 }
-
-}  // namespace
-
-namespace {
 
 void AddResourceCommands(Lcactl::State& s) {
   s.get = s.app.add_subcommand(
