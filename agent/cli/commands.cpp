@@ -32,7 +32,7 @@ struct CliError {
 };
 
 // The resource argument forms oc accepts: "ibu", "ibu upgrade", "ibu/upgrade", and the long
-// and plural names, optionally with the group.
+// and plural names, optionally with the group or version.group (kubectl's resource.v1.group).
 struct Target {
   std::string name;  // empty: the collection
 };
@@ -59,7 +59,9 @@ Target ParseTarget(const std::vector<std::string>& args, bool name_required) {
                                                   "imagebasedupgrade",
                                                   "imagebasedupgrades",
                                                   "imagebasedupgrade.lca.openshift.io",
-                                                  "imagebasedupgrades.lca.openshift.io"};
+                                                  "imagebasedupgrades.lca.openshift.io",
+                                                  "imagebasedupgrade.v1.lca.openshift.io",
+                                                  "imagebasedupgrades.v1.lca.openshift.io"};
   std::string lower = type;
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
   if (std::find(kTypes.begin(), kTypes.end(), lower) == kTypes.end()) {

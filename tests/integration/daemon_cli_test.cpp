@@ -523,6 +523,8 @@ TEST_F(DaemonCliTest, TheProductDocsCommandsRunUnchanged) {
       "-n openshift-lifecycle-agent");
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "imagebasedupgrade.lca.openshift.io/upgrade condition met\n");
+  r = Shell("lcactl get imagebasedupgrades.v1.lca.openshift.io upgrade -o name");
+  EXPECT_EQ(r.out, "imagebasedupgrade.lca.openshift.io/upgrade\n") << r.err;
   r = Shell("lcactl get ibu -o jsonpath='{.status.conditions[?(@.type==}'");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("error: error parsing jsonpath"), std::string::npos) << r.err;
