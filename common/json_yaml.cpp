@@ -122,7 +122,15 @@ Json ParseJson(std::string_view text, std::string_view what) {
   try {
     return Json::parse(text);
   } catch (const Json::parse_error& e) {
-    throw Error(Errc::kInvalid, std::string(what) + ": invalid JSON: " + e.what());
+    // "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error while
+    // parsing value - ...": the position and the cause, without the library's tag.
+    std::string detail = e.what();
+    if (const auto at = detail.find(" at line "); at != std::string::npos) {
+      detail = detail.substr(at + 1);
+    } else if (const auto pe = detail.find("parse error"); pe != std::string::npos) {
+      detail = "at byte " + std::to_string(e.byte) + detail.substr(pe + 11);
+    }
+    throw Error(Errc::kInvalid, std::string(what) + ": invalid JSON " + detail);
   }
 }
 

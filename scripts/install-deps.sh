@@ -14,7 +14,8 @@ build_pkgs=(
 run_pkgs=(
   ostree skopeo podman umoci docker-registry apache2-utils
   etcd-server etcd-client rpm systemd iproute2 curl ca-certificates python3
-  e2fsprogs mount
+  e2fsprogs mount  # tests/support/small_fs.hpp: full-filesystem tests
+  zsh  # tests/unit/cli_test runs lcactl's zsh completion in a real zsh
 )
 # Packaging (tests/packaging, scripts/build-rpm.sh): rpmbuild and rpmspec come with rpm,
 # find-debuginfo with debugedit; rpmlint; systemd-analyze with systemd; groff and man render

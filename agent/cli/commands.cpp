@@ -7,7 +7,9 @@
 #include <thread>
 
 #include "agent/api/ibu.hpp"
+#include "agent/cli/jsonpath.hpp"
 #include "agent/cli/progress_view.hpp"
+#include "agent/cli/wait_condition.hpp"
 #include "agent/client/unix_http_client.hpp"
 #include "agent/server/api_routes.hpp"
 #include "agent/status/render.hpp"
@@ -30,7 +32,7 @@ struct CliError {
 };
 
 // The resource argument forms oc accepts: "ibu", "ibu upgrade", "ibu/upgrade", and the long
-// and plural names, optionally with the group.
+// and plural names, optionally with the group or version.group (kubectl's resource.v1.group).
 struct Target {
   std::string name;  // empty: the collection
 };
@@ -57,7 +59,9 @@ Target ParseTarget(const std::vector<std::string>& args, bool name_required) {
                                                   "imagebasedupgrade",
                                                   "imagebasedupgrades",
                                                   "imagebasedupgrade.lca.openshift.io",
-                                                  "imagebasedupgrades.lca.openshift.io"};
+                                                  "imagebasedupgrades.lca.openshift.io",
+                                                  "imagebasedupgrade.v1.lca.openshift.io",
+                                                  "imagebasedupgrades.v1.lca.openshift.io"};
   std::string lower = type;
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
   if (std::find(kTypes.begin(), kTypes.end(), lower) == kTypes.end()) {
@@ -176,50 +180,137 @@ void PrintObject(const Json& j, const std::string& output, std::ostream& out) {
   }
 }
 
-}  // namespace
-
-int Get(const Global& g, const std::vector<std::string>& args, const std::string& output,
-        bool no_headers, std::ostream& out, std::ostream& err) {
-  return Guard(err, [&] {
-    const Target t = ParseTarget(args, false);
+// How `get` prints: the table, names, documents or a JSONPath template's output.
+class GetPrinter {
+ public:
+  GetPrinter(const std::string& output, bool no_headers)
+      : output_(output), no_headers_(no_headers) {
+    if (output.starts_with("jsonpath=")) {
+      try {
+        template_.emplace(jsonpath::Template::Parse(output.substr(9)));
+      } catch (const Error& e) {
+        throw CliError{std::string("error: error parsing jsonpath ") + output.substr(9) + ": " +
+                       e.what()};
+      }
+      return;
+    }
     if (output != "" && output != "wide" && output != "json" && output != "yaml" &&
         output != "name") {
       throw CliError{"error: unable to match a printer suitable for the output format \"" + output +
-                     "\", allowed formats are: json,name,wide,yaml"};
+                     "\", allowed formats are: json,jsonpath,name,wide,yaml"};
     }
-    Json j = CallJson(g, "GET", t.name.empty() ? kApiCollectionPath : ObjectPath(t.name));
+  }
+
+  // The first answer: the object, or (no name given) the list.
+  void First(const Json& body, bool list, std::ostream& out, std::ostream& err) {
     std::vector<api::ImageBasedUpgrade> items;
-    if (t.name.empty()) {
-      for (const auto& item : j.value("items", Json::array())) items.push_back(Decode(item));
+    if (list) {
+      for (const auto& item : body.value("items", Json::array())) items.push_back(Decode(item));
     } else {
-      items.push_back(Decode(j));
+      items.push_back(Decode(body));
     }
-    if (output == "json" || output == "yaml") {
-      if (t.name.empty()) {
-        Json list = {{"apiVersion", "v1"},
-                     {"kind", "List"},
-                     {"items", Json::array()},
-                     {"metadata", {{"resourceVersion", ""}}}};
-        for (const auto& it : items) list["items"].push_back(api::ToJson(it));
-        PrintObject(list, output, out);
-      } else {
-        PrintObject(api::ToJson(items[0]), output, out);
-      }
-      return 0;
-    }
-    if (output == "name") {
-      for (const auto& it : items) out << kQualified << "/" << it.metadata.name << "\n";
-      return 0;
-    }
-    if (items.empty()) {
+    if (template_) {
+      out << template_->Execute(list ? ListOf(items) : api::ToJson(items[0])) << std::flush;
+    } else if (output_ == "json" || output_ == "yaml") {
+      PrintObject(list ? ListOf(items) : api::ToJson(items[0]), output_, out);
+    } else if (items.empty() && output_ != "name") {
       err << "No resources found\n";
-      return 0;
+    } else {
+      for (const auto& it : items) Row(it, out);
     }
-    bool first = true;
-    for (const auto& it : items) {
-      out << RenderTable(it, Now(), output == "wide", no_headers || !first);
-      first = false;
+    out << std::flush;
+  }
+
+  // A change seen by --watch: one object, printed on its own.
+  void Change(const Json& obj, std::ostream& out) {
+    const auto ibu = Decode(obj);
+    if (template_) {
+      out << template_->Execute(api::ToJson(ibu));
+    } else if (output_ == "yaml") {
+      out << "---\n";
+      PrintObject(api::ToJson(ibu), output_, out);
+    } else if (output_ == "json") {
+      PrintObject(api::ToJson(ibu), output_, out);
+    } else {
+      Row(ibu, out);
     }
+    out << std::flush;
+  }
+
+ private:
+  static Json ListOf(const std::vector<api::ImageBasedUpgrade>& items) {
+    Json list = {{"apiVersion", "v1"},
+                 {"kind", "List"},
+                 {"items", Json::array()},
+                 {"metadata", {{"resourceVersion", ""}}}};
+    for (const auto& it : items) list["items"].push_back(api::ToJson(it));
+    return list;
+  }
+  void Row(const api::ImageBasedUpgrade& it, std::ostream& out) {
+    if (output_ == "name") {
+      out << kQualified << "/" << it.metadata.name << "\n";
+      return;
+    }
+    out << RenderTable(it, Now(), output_ == "wide", no_headers_ || header_done_);
+    header_done_ = true;
+  }
+
+  std::string output_;
+  bool no_headers_;
+  bool header_done_ = false;
+  std::optional<jsonpath::Template> template_;
+};
+
+// Follows the watch stream from `rv`, calling `on_change` with each newer object, until the
+// daemon goes away (an error) or the process is interrupted. A stream the daemon ends (its
+// heartbeat, a restart of the listener) is resumed from the last version seen.
+void FollowChanges(const Global& g, const std::string& path, std::string rv,
+                   const std::function<void(const Json&)>& on_change) {
+  for (;;) {
+    std::string server_error;
+    http::UnixHttpClient client(g.socket);
+    try {
+      client.StreamLines(path + "?watch=true&resourceVersion=" + rv, [&](std::string_view line) {
+        if (line.empty()) return true;
+        Json ev;
+        try {
+          ev = Json::parse(line);
+        } catch (const std::exception&) {
+          return true;
+        }
+        if (ev.value("kind", "") == "Status") {
+          server_error =
+              "Error from server (" + ev.value("reason", "") + "): " + ev.value("message", "");
+          return false;
+        }
+        const std::string type = ev.value("type", "");
+        if (type != "ADDED" && type != "MODIFIED") return true;
+        rv = ev["object"]["metadata"].value("resourceVersion", rv);
+        on_change(ev["object"]);
+        return true;
+      });
+    } catch (const Error& e) {
+      throw CliError{std::string("error: ") + e.what()};
+    }
+    if (!server_error.empty()) throw CliError{server_error};
+    // The stream ended: the daemon is stopping, or restarted. Go on if it answers.
+    (void)CallJson(g, "GET", "/version");
+  }
+}
+
+}  // namespace
+
+int Get(const Global& g, const std::vector<std::string>& args, const std::string& output,
+        bool no_headers, bool watch, std::ostream& out, std::ostream& err) {
+  return Guard(err, [&] {
+    const Target t = ParseTarget(args, false);
+    GetPrinter printer(output, no_headers);
+    const std::string path = t.name.empty() ? kApiCollectionPath : ObjectPath(t.name);
+    const Json body = CallJson(g, "GET", path);
+    printer.First(body, t.name.empty(), out, err);
+    if (!watch) return 0;
+    FollowChanges(g, path, body["metadata"].value("resourceVersion", "0"),
+                  [&](const Json& obj) { printer.Change(obj, out); });
     return 0;
   });
 }
@@ -332,35 +423,20 @@ int Wait(const Global& g, const std::vector<std::string>& args, const std::strin
     if (res.size() == 1 && res[0].find('/') == std::string::npos)
       res.push_back(std::string(api::kName));
     const Target t = ParseTarget(res, true);
-    const std::string prefix = "condition=";
-    if (for_cond.rfind(prefix, 0) != 0) {
-      throw CliError{
-          "error: --for must be condition=NAME[=VALUE] (e.g. --for=condition=PrepCompleted)"};
+    WaitFor wait_for;
+    try {
+      wait_for = ParseWaitFor(for_cond);
+    } catch (const Error& e) {
+      throw CliError{std::string("error: ") + e.what()};
     }
-    std::string cond = for_cond.substr(prefix.size()), want = "True";
-    if (auto eq = cond.find('='); eq != std::string::npos) {
-      want = cond.substr(eq + 1);
-      cond = cond.substr(0, eq);
-    }
-    if (cond.empty()) throw CliError{"error: --for=condition= needs a condition name"};
     std::chrono::milliseconds timeout;
     try {
       timeout = ParseDuration(timeout_text);
     } catch (const Error& e) {
       throw CliError{std::string("error: --timeout: ") + e.what()};
     }
-    auto met = [&](const Json& obj) {
-      for (const auto& c : obj.value("status", Json::object()).value("conditions", Json::array())) {
-        if (c.value("type", "") != cond) continue;
-        std::string have = c.value("status", ""), w = want;
-        std::transform(have.begin(), have.end(), have.begin(), ::tolower);
-        std::transform(w.begin(), w.end(), w.begin(), ::tolower);
-        return have == w;
-      }
-      return false;
-    };
     bool ok = false;
-    std::string server_error;
+    std::string server_error, failure;
     http::UnixHttpClient client(g.socket);
     const std::string path = ObjectPath(t.name) + "?watch=true&timeoutSeconds=" +
                              std::to_string(std::max<long long>(1, timeout.count() / 1000 + 1));
@@ -381,11 +457,14 @@ int Wait(const Global& g, const std::vector<std::string>& args, const std::strin
               return false;
             }
             const std::string type = ev.value("type", "");
-            if ((type == "ADDED" || type == "MODIFIED") && met(ev["object"])) {
-              ok = true;
-              return false;
+            const bool object = type == "ADDED" || type == "MODIFIED";
+            if (object) {
+              const WaitCheck check = CheckWait(ev["object"], wait_for);
+              ok = check.verdict == WaitVerdict::kMet;
+              failure = check.failure;
+              if (check.verdict != WaitVerdict::kWaiting) return false;
             }
-            show(type == "ADDED" || type == "MODIFIED" ? &ev["object"] : nullptr);
+            show(object ? &ev["object"] : nullptr);
             return true;
           },
           timeout);
@@ -397,6 +476,10 @@ int Wait(const Global& g, const std::vector<std::string>& args, const std::strin
     }
     if (printer) printer->Finish();
     if (!server_error.empty()) throw CliError{server_error};
+    if (!failure.empty()) {
+      throw CliError{"error: imagebasedupgrades/" + t.name + ": condition " + wait_for.type +
+                     " will not become " + wait_for.want + ": " + failure};
+    }
     if (!ok) {
       throw CliError{"error: timed out waiting for the condition on imagebasedupgrades/" + t.name};
     }
@@ -423,28 +506,45 @@ int Status(const Global& g, const std::string& output, std::ostream& out, std::o
 int StatusWatch(const Global& g, ProgressMode progress, std::ostream& out, std::ostream& err) {
   if (progress == ProgressMode::kNone) progress = ProgressMode::kLines;
   auto printer = MakePrinter(progress, out, out);
-  return Guard(err, [&] {
+  return Guard(err, [&]() -> int {
+    std::string shown;  // resourceVersion of the last status page printed
     for (;;) {
       const auto ibu = Decode(CallJson(g, "GET", ObjectPath(std::string(api::kName))));
       const ProgressState state = ProgressFromObject(ibu, FetchSamples(g));
-      if (!state.active) {
+      if (state.active) {
+        printer->Update(state, Now(), std::chrono::steady_clock::now());
+      } else if (ibu.metadata.resource_version != shown) {
         printer->Finish();
-        out << RenderHuman(ibu, Now());
-        return 0;
+        if (!shown.empty()) out << "\n";
+        out << RenderHuman(ibu, Now()) << std::flush;
+        shown = ibu.metadata.resource_version;
       }
-      printer->Update(state, Now(), std::chrono::steady_clock::now());
       std::this_thread::sleep_for(std::chrono::seconds(1));
     }
   });
 }
 
-int Version(const Global& g, std::ostream& out, std::ostream& err) {
-  out << "Client Version: " << LCA_VERSION << "\n";
-  return Guard(err, [&] {
-    Json j = CallJson(g, "GET", "/version");
-    out << "Server Version: " << j.value("lcaVersion", "unknown") << "\n";
+int Version(const Global& g, const std::string& output, std::ostream& out, std::ostream& err) {
+  if (output.empty()) {
+    out << "Client Version: " << LCA_VERSION << "\n";
+    return Guard(err, [&] {
+      Json j = CallJson(g, "GET", "/version");
+      out << "Server Version: " << j.value("lcaVersion", "unknown") << "\n";
+      return 0;
+    });
+  }
+  if (output != "json" && output != "yaml") {
+    err << "error: --output must be 'yaml' or 'json'\n";
+    return 1;
+  }
+  Json v = {{"clientVersion", {{"lcaVersion", LCA_VERSION}}}};
+  // As kubectl: the client's version is printed even when the server cannot be asked.
+  const int rc = Guard(err, [&] {
+    v["serverVersion"] = CallJson(g, "GET", "/version");
     return 0;
   });
+  PrintObject(v, output, out);
+  return rc;
 }
 
 int SeedCreate(const stateroot::SeedCreateOptions& opts, std::ostream& out, std::ostream& err) {
@@ -455,58 +555,6 @@ int SeedCreate(const stateroot::SeedCreateOptions& opts, std::ostream& out, std:
         << ", layer " << r.layer_bytes << " bytes)\n";
     return 0;
   });
-}
-
-std::string BashCompletion() {
-  return R"(# bash completion for lcactl                      -*- shell-script -*-
-_lcactl() {
-  local cur prev words cword
-  _init_completion 2>/dev/null || {
-    COMPREPLY=(); cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"
-    words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
-  }
-  local cmds="get patch annotate wait status version seed completion must-gather"
-  local i cmd=""
-  for ((i = 1; i < cword; i++)); do
-    case "${words[i]}" in
-      --socket|--request-timeout) ((i++)) ;;
-      -*) ;;
-      *) cmd="${words[i]}"; break ;;
-    esac
-  done
-  case "$prev" in
-    -o|--output)
-      COMPREPLY=($(compgen -W "json yaml wide name" -- "$cur")); return ;;
-    --type)
-      COMPREPLY=($(compgen -W "merge" -- "$cur")); return ;;
-    --socket)
-      COMPREPLY=($(compgen -f -- "$cur")); return ;;
-  esac
-  if [[ -z "$cmd" ]]; then
-    COMPREPLY=($(compgen -W "$cmds --socket --request-timeout --help" -- "$cur")); return
-  fi
-  case "$cmd" in
-    get|patch|annotate|wait)
-      local n=0
-      for ((i = i + 1; i < cword; i++)); do [[ "${words[i]}" != -* ]] && ((n++)); done
-      if ((n == 0)); then COMPREPLY=($(compgen -W "ibu" -- "$cur"))
-      elif ((n == 1)); then COMPREPLY=($(compgen -W "upgrade" -- "$cur"))
-      else
-        case "$cmd" in
-          get) COMPREPLY=($(compgen -W "-o --output --no-headers" -- "$cur")) ;;
-          patch) COMPREPLY=($(compgen -W "--type -p --patch" -- "$cur")) ;;
-          annotate) COMPREPLY=($(compgen -W "--overwrite lca.openshift.io/manual-cleanup-done= lca.openshift.io/trigger-reconcile= auto-rollback-on-failure.lca.openshift.io/post-reboot-config=Disabled auto-rollback-on-failure.lca.openshift.io/upgrade-completion=Disabled auto-rollback-on-failure.lca.openshift.io/init-monitor=Disabled image-cleanup.lca.openshift.io/on-prep=Disabled" -- "$cur")) ;;
-          wait) COMPREPLY=($(compgen -W "--for=condition=Idle --for=condition=PrepCompleted --for=condition=UpgradeCompleted --for=condition=RollbackCompleted --timeout= --progress=" -- "$cur")) ;;
-        esac
-      fi ;;
-    status) COMPREPLY=($(compgen -W "-o --output --watch --progress" -- "$cur")) ;;
-    completion) COMPREPLY=($(compgen -W "bash" -- "$cur")) ;;
-    must-gather) COMPREPLY=($(compgen -W "-o --output --state-dir --sysroot --config --config-dir --containers-root --log-file --log-lines" -- "$cur")) ;;
-    seed) COMPREPLY=($(compgen -W "create --sysroot --deployment --version --image --containers-list --karg --authfile --registries-conf --policy --release-registry --work-dir" -- "$cur")) ;;
-  esac
-}
-complete -F _lcactl lcactl
-)";
 }
 
 }  // namespace lca::cli

@@ -17,8 +17,11 @@ struct Global {
 };
 
 // Each returns the exit code (0 ok, 1 error); errors go to `err` in oc's words.
+// output: "", wide, name, json, yaml or jsonpath=TEMPLATE. watch: after the object, print it
+// again at every change (a table row without the header, a document, a template's output)
+// until the daemon goes away or the process is interrupted.
 int Get(const Global& g, const std::vector<std::string>& args, const std::string& output,
-        bool no_headers, std::ostream& out, std::ostream& err);
+        bool no_headers, bool watch, std::ostream& out, std::ostream& err);
 int Patch(const Global& g, const std::vector<std::string>& args, const std::string& type,
           const std::string& patch, std::ostream& out, std::ostream& err);
 int Annotate(const Global& g, const std::vector<std::string>& args, bool overwrite,
@@ -34,14 +37,16 @@ int Wait(const Global& g, const std::vector<std::string>& args, const std::strin
          const std::string& timeout, std::ostream& out, std::ostream& err,
          ProgressMode progress = ProgressMode::kNone);
 int Status(const Global& g, const std::string& output, std::ostream& out, std::ostream& err);
-// `lcactl status --watch`: progress until no work is in progress, then the status page.
+// `lcactl status --watch`: like `oc get -w`, it runs until interrupted (or the daemon goes
+// away): progress while work runs, the status page when it settles, and the page again each
+// time the object changes while nothing runs (an Idle agent is watched, not left).
 int StatusWatch(const Global& g, ProgressMode progress, std::ostream& out, std::ostream& err);
-int Version(const Global& g, std::ostream& out, std::ostream& err);
+// output "": kubectl's two lines; "json" / "yaml": {"clientVersion": {"lcaVersion": ...},
+// "serverVersion": <the daemon's /version>} (serverVersion absent, and exit 1, when the daemon
+// does not answer).
+int Version(const Global& g, const std::string& output, std::ostream& out, std::ostream& err);
 
 // `lcactl seed create`: local, no daemon involved.
 int SeedCreate(const stateroot::SeedCreateOptions& opts, std::ostream& out, std::ostream& err);
-
-// The bash completion script (`lcactl completion bash`).
-std::string BashCompletion();
 
 }  // namespace lca::cli

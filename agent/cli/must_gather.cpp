@@ -224,7 +224,10 @@ class Gatherer {
     Add("config-dir.txt", Listing(opts_.config_dir, [&](const fs::path& p) {
           return p.parent_path() == opts_.config_dir / "secrets";
         }));
-    Add("summary.txt", "lcactl must-gather " + prefix_ + "\n" + summary_);
+    Add("summary.txt", "lcactl must-gather " + prefix_ + "\npaths: from " + opts_.paths_source +
+                           ": state dir " + opts_.state_dir.string() + ", sysroot " +
+                           opts_.sysroot.string() + ", config dir " + opts_.config_dir.string() +
+                           "\n" + summary_);
   }
 
   void Write(const fs::path& out) {
@@ -343,6 +346,39 @@ fs::path MustGather(ProcessRunner& runner, const MustGatherOptions& opts) {
   g.Collect();
   g.Write(out);
   return out;
+}
+
+void UseDaemonPaths(MustGatherOptions& opts, const MustGatherPathsGiven& given, std::ostream& err) {
+  Json paths;
+  try {
+    http::UnixHttpClient client(opts.socket);
+    const auto r = client.Request("GET", kPathsPath, "", "", opts.request_timeout);
+    if (r.status != 200) throw Error(Errc::kUnavailable, "HTTP " + std::to_string(r.status));
+    paths = ParseJson(r.body, std::string(kPathsPath));
+    if (!paths.is_object()) throw Error(Errc::kInvalid, "not a JSON object");
+  } catch (const std::exception& e) {
+    err << "warning: could not ask lifecycle-agent for its paths (" << e.what()
+        << "); gathering from the defaults and the flags given\n";
+    return;
+  }
+  auto use = [&](bool was_given, const char* key, fs::path& target) {
+    if (was_given || !paths.contains(key) || !paths[key].is_string()) return;
+    const fs::path p = paths[key].get<std::string>();
+    if (p.empty() && std::string(key) == "configFile") {
+      target.clear();  // the daemon runs without a config file
+    } else if (p.is_absolute()) {
+      target = p;
+    } else {
+      err << "warning: lifecycle-agent's " << key << " \"" << p.string()
+          << "\" is not an absolute path; using " << target.string() << "\n";
+    }
+  };
+  use(given.state_dir, "stateDir", opts.state_dir);
+  use(given.sysroot, "sysroot", opts.sysroot);
+  use(given.config_file, "configFile", opts.config_file);
+  use(given.config_dir, "configDir", opts.config_dir);
+  use(given.containers_root, "containersRoot", opts.containers_root);
+  opts.paths_source = "lifecycle-agent's " + std::string(kPathsPath) + " (flags given win)";
 }
 
 int MustGatherCommand(const MustGatherOptions& opts, std::ostream& out, std::ostream& err) {

@@ -42,7 +42,21 @@ struct MustGatherOptions {
   std::vector<std::string> journalctl = {"journalctl"};
   std::vector<std::string> ostree = {"ostree"};
   std::chrono::milliseconds request_timeout{std::chrono::seconds(10)};
+  // Where the paths above came from, for summary.txt ("lifecycle-agent's /lca/v1/paths").
+  std::string paths_source = "lcactl's defaults and flags";
 };
+
+// The path options given on the command line: they win over what the daemon says.
+struct MustGatherPathsGiven {
+  bool state_dir = false, sysroot = false, config_file = false, config_dir = false,
+       containers_root = false;
+};
+
+// Asks the running daemon (GET /lca/v1/paths) for its state dir, sysroot, config file, config
+// dir and containers storage and uses them where `given` is false, so a daemon run with its
+// own --state-dir is gathered from there. When it does not answer, the defaults stay and a
+// warning saying so goes to `err`. An answer that is not an absolute path is not used.
+void UseDaemonPaths(MustGatherOptions& opts, const MustGatherPathsGiven& given, std::ostream& err);
 
 // Replaces the values of secret-bearing keys (see above) anywhere in the document.
 void RedactJson(Json& j);

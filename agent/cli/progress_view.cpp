@@ -39,7 +39,9 @@ std::optional<std::chrono::seconds> Eta(const ProgressState& s, std::optional<do
 }
 
 std::string Head(const ProgressState& s) {
-  return s.phase.empty() ? s.stage : s.stage + "/" + s.phase;
+  std::string head = s.phase.empty() ? s.stage : s.stage + "/" + s.phase;
+  if (!s.step.empty()) head += " step " + s.step;
+  return head;
 }
 
 std::string Percent(double f) {
@@ -89,6 +91,11 @@ ProgressState ProgressFromObject(const api::ImageBasedUpgrade& ibu,
     }
   }
   if (!s.active) return s;
+  for (const auto& sample : samples) {
+    if (sample.name == "lca_step" && sample.value == 1 && sample.labels.count("step") != 0) {
+      s.step = sample.labels.at("step");
+    }
+  }
   if (s.phase == "Precache") {
     s.images_done = Count(samples, "lca_precache_images_done");
     s.images_total = Count(samples, "lca_precache_images_total");
@@ -194,7 +201,7 @@ void ProgressPrinter::Update(const ProgressState& s, TimePoint wall,
   }
   // A line when the stage, phase, state, image count or the tenth of the bytes changes, or the
   // message changes in words (its digits are progress the counters already show).
-  std::string key = s.stage + "|" + s.phase + "|" + s.state + "|";
+  std::string key = s.stage + "|" + s.phase + "|" + s.step + "|" + s.state + "|";
   for (char c : s.message) {
     if (c < '0' || c > '9') key += c;
   }

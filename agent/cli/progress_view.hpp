@@ -19,6 +19,7 @@ namespace lca::cli {
 struct ProgressState {
   std::string stage;    // spec.stage: "Prep"
   std::string phase;    // the running phase from status.history ("Stateroot", "Precache") or ""
+  std::string step;     // the journaled host step running (lca_step): "prep.stateroot.import"
   std::string state;    // reason of the newest condition: "InProgress", "Completed", ...
   std::string message;  // its message
   bool active = false;  // some stage's work is in progress
@@ -51,8 +52,8 @@ std::string HumanBytes(uint64_t n);
 // The terminal line, at most width-1 columns (the last column would wrap on some terminals);
 // fields are dropped from the right (ETA, rate, bytes, images) before the bar shrinks below 10.
 std::string FormatProgressBar(const ProgressState& s, std::optional<double> rate, int width);
-// The non-terminal line: "<RFC 3339 time> <stage>[/<phase>] <state>[ <pct>%][ images D/T]
-// [ bytes D/T][ <rate>/s][ ETA <d>][: <message>]".
+// The non-terminal line: "<RFC 3339 time> <stage>[/<phase>][ step <step>] <state>[ <pct>%]
+// [ images D/T][ bytes D/T][ <rate>/s][ ETA <d>][: <message>]". The bar starts the same way.
 std::string FormatProgressLine(const ProgressState& s, std::optional<double> rate, TimePoint now);
 
 class ProgressPrinter {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -153,8 +154,12 @@ class Call {
         detail = curl_easy_strerror(rc);
         if (os_errno != 0)
           detail += std::string(" (") + std::strerror(static_cast<int>(os_errno)) + ")";
-        throw Error(Errc::kUnavailable, "cannot reach lifecycle-agent at " + sock + ": " + detail +
-                                            "; is lifecycle-agent running?");
+        // The daemon is running; the socket is root's alone (mode 0600).
+        const std::string hint = os_errno == EACCES || os_errno == EPERM
+                                     ? "; the lifecycle-agent API is for root: run lcactl as root"
+                                     : "; is lifecycle-agent running?";
+        throw Error(Errc::kUnavailable,
+                    "cannot reach lifecycle-agent at " + sock + ": " + detail + hint);
       }
       case CURLE_OPERATION_TIMEDOUT:
         throw Error(Errc::kTimeout, what + " to lifecycle-agent at " + sock + " timed out after " +

@@ -23,9 +23,10 @@ class UnixHttpClient {
 
   // method "GET"/"PATCH"/"POST"/"PUT"/"DELETE"; path like "/apis/x/v1/y?watch=true" (URL host is
   // "localhost"). Connection failure -> lca::Error(kUnavailable, "cannot reach lifecycle-agent at
-  // <socket>: <curl error>; is lifecycle-agent running?"). Timeout (0 = none) -> kTimeout. A
-  // connection lost mid-exchange -> kUnavailable. HTTP error statuses are NOT exceptions: they
-  // come back in ClientReply.
+  // <socket>: <curl error>; is lifecycle-agent running?"), or "...; the lifecycle-agent API is for
+  // root: run lcactl as root" when the socket refused the caller (EACCES). Timeout (0 = none) ->
+  // kTimeout. A connection lost mid-exchange -> kUnavailable. HTTP error statuses are NOT
+  // exceptions: they come back in ClientReply.
   ClientReply Request(const std::string& method, const std::string& path,
                       const std::string& body = "", const std::string& content_type = "",
                       std::chrono::milliseconds timeout = {});

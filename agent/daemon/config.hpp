@@ -19,6 +19,7 @@ struct DaemonConfig {
   mode_t socket_mode = 0600;                             // root only; see docs
   std::filesystem::path proc_cmdline = "/proc/cmdline";  // booted deployment source
   std::filesystem::path config_dir = "/etc/lca";         // secrets/, configmaps/
+  std::filesystem::path config_file;                     // the YAML loaded; empty = none
   std::filesystem::path containers_root = "/var/lib/containers/storage";
   std::string log_level = "info";
   // auto (journald when stderr is its stream, else stderr lines with the journal fields),

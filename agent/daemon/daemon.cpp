@@ -202,6 +202,11 @@ int RunDaemon(const DaemonConfig& cfg) {
   ApiOptions api_opts;
   api_opts.agent_version = LCA_VERSION;
   api_opts.metrics = render_metrics;
+  api_opts.paths = Json{{"stateDir", cfg.state_dir.string()},
+                        {"sysroot", cfg.sysroot.string()},
+                        {"configFile", cfg.config_file.string()},
+                        {"configDir", cfg.config_dir.string()},
+                        {"containersRoot", cfg.containers_root.string()}};
   std::unique_ptr<metrics::TcpMetricsListener> metrics_listener;
   if (!cfg.metrics_address.empty()) {
     metrics_listener = std::make_unique<metrics::TcpMetricsListener>(

@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
     lca::DaemonConfig cfg;
     if (config_given || std::filesystem::exists(config_file)) {
       cfg = lca::LoadConfigFile(config_file, cfg);
+      cfg.config_file = config_file;  // GET /lca/v1/paths tells must-gather
     }
     if (!sysroot.empty()) cfg.sysroot = sysroot;
     if (!state_dir.empty()) cfg.state_dir = state_dir;

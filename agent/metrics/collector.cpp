@@ -6,6 +6,7 @@
 
 #include "agent/api/conditions.hpp"
 #include "agent/metrics/exposition.hpp"
+#include "agent/store/step_journal.hpp"
 #include "common/atomic_file.hpp"
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
@@ -71,6 +72,12 @@ std::string RenderMetrics(const MetricsInput& in) {
     for (const auto& c : ibu.status->conditions) {
       w.Sample({{"type", c.type}, {"status", c.status}, {"reason", c.reason}}, 1);
     }
+  }
+
+  if (!in.step.empty()) {
+    w.Family("lca_step", "gauge",
+             "The journaled host step running now (1 for it; absent between steps).");
+    w.Sample({{"step", in.step}}, 1);
   }
 
   const auto& p = in.progress;
@@ -199,6 +206,14 @@ std::string MetricsRecorder::Render(const api::ImageBasedUpgrade& ibu, TimePoint
       in.precache = precache::ReadStatusFile(state_dir_ / "workspace" / precache::kStatusFileName);
     } catch (const std::exception& e) {
       spdlog::debug("metrics: pre-cache status: {}", e.what());
+    }
+    // The journal is written atomically before each host step: reading it is what a
+    // restarted daemon does too, and needs nothing from the stage handlers.
+    try {
+      const StepJournal journal(state_dir_);
+      if (const JournalStep* running = journal.Interrupted()) in.step = running->name;
+    } catch (const std::exception& e) {
+      spdlog::debug("metrics: step journal: {}", e.what());
     }
   }
   return RenderMetrics(in);

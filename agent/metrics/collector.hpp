@@ -3,6 +3,7 @@
 // pre-cache status file and a few counters kept in the state dir:
 //   lca_stage{stage}                                   1 for spec.stage, 0 for the others
 //   lca_condition{type,status,reason}                  1 per condition of the object
+//   lca_step{step}                                     1 for the journaled host step running
 //   lca_prep_bytes_done / lca_prep_bytes_total         seed extraction (Prep's stateroot phase)
 //   lca_precache_images_done / _failed / _total        from workspace/precache_status.json
 //   lca_precache_bytes_done / lca_precache_bytes_total the pre-cache pulls
@@ -52,6 +53,8 @@ struct MetricsInput {
   ProgressSnapshot progress;
   std::optional<precache::PrecacheStatus> precache;
   Counters counters;
+  // The journaled host step running now ("prep.stateroot.import"), "" when none.
+  std::string step;
 };
 
 // The exposition text: pure, so it is tested line by line.
@@ -65,7 +68,8 @@ class MetricsRecorder {
 
   void Observe(const api::ImageBasedUpgrade& ibu);
   Counters Snapshot() const;
-  // Observe(object) then RenderMetrics with the live progress and the pre-cache status file.
+  // Observe(object) then RenderMetrics with the live progress, the pre-cache status file and
+  // the step the step journal (<state dir>/journal.json) has started and not finished.
   std::string Render(const api::ImageBasedUpgrade& ibu, TimePoint now);
 
  private:

@@ -200,6 +200,12 @@ http::Handler MakeApiHandler(ObjectStore& store, ApiOptions opts) {
       }
       return sink.Send(r);
     }
+    if (p == kPathsPath && !opts.paths.is_null()) {
+      if (req.method != "GET")
+        return sink.Send(
+            Failure(405, "MethodNotAllowed", req.method + " is not supported on " + p));
+      return sink.Send(JsonResponse(200, opts.paths));
+    }
     if (p == "/version") {
       sink.Send(JsonResponse(200, Json{{"lcaVersion", opts.agent_version}}));
       return;

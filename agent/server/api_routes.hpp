@@ -5,6 +5,7 @@
 //   PATCH /apis/lca.openshift.io/v1/imagebasedupgrades/upgrade   (application/merge-patch+json)
 //   POST  /apis/lca.openshift.io/v1/imagebasedupgrades           (AlreadyExists / not a singleton)
 //   GET   /healthz, /version, /metrics (Prometheus text, when the daemon provides it)
+//   GET   /lca/v1/paths: where the daemon keeps its state, sysroot and config (must-gather)
 // Errors are Kubernetes Status objects, so `lcactl` (and curl users) see what `oc` would show.
 #include <chrono>
 #include <functional>
@@ -19,6 +20,7 @@ namespace lca {
 class ObjectStore;
 
 inline constexpr const char* kApiCollectionPath = "/apis/lca.openshift.io/v1/imagebasedupgrades";
+inline constexpr const char* kPathsPath = "/lca/v1/paths";
 
 struct ApiOptions {
   std::string agent_version;
@@ -26,6 +28,9 @@ struct ApiOptions {
   std::chrono::milliseconds watch_heartbeat{std::chrono::seconds(10)};
   // GET /metrics: the Prometheus exposition (agent/metrics); unset = 404.
   std::function<std::string()> metrics;
+  // GET /lca/v1/paths: {"stateDir", "sysroot", "configFile", "configDir", "containersRoot"};
+  // null = 404. Paths only, never a secret: `lcactl must-gather` reads them to gather there.
+  Json paths;
 };
 
 // A Kubernetes Status failure body.

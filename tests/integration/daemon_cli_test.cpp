@@ -6,6 +6,13 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <regex>
+#include <sstream>
+#include <thread>
+
 #include "agent/client/unix_http_client.hpp"
 #include "common/atomic_file.hpp"
 #include "common/json_yaml.hpp"
@@ -103,6 +110,75 @@ class DaemonCliTest : public ::testing::Test {
     ADD_FAILURE() << "agent did not catch up";
     return Object();
   }
+
+  // A command line as a user types it (the docs' quoting, through /bin/sh), with `lcactl` the
+  // binary under test on this daemon's socket.
+  CtlResult Shell(const std::string& line) {
+    ProcessSpec spec;
+    spec.argv = {"/bin/sh", "-c",
+                 "lcactl() { \"$LCACTL\" --socket \"$LCA_SOCKET\" \"$@\"; }\n" + line};
+    spec.env = {{"LCACTL", kCtl}, {"LCA_SOCKET", Socket()}};
+    spec.timeout = std::chrono::seconds(60);
+    spec.stderr_tail_bytes = 1 << 16;
+    auto r = runner_.Run(spec);
+    return CtlResult{r.exit_code, r.stdout_data, r.stderr_tail};
+  }
+
+  // A command that runs until stopped (get -w, status --watch), its stdout lines collected.
+  class Watcher {
+   public:
+    Watcher(DaemonCliTest& t, std::vector<std::string> args) {
+      spec_.argv = {kCtl, "--socket", t.Socket()};
+      spec_.argv.insert(spec_.argv.end(), args.begin(), args.end());
+      spec_.timeout = std::chrono::seconds(120);
+      spec_.on_stdout_line = [this](const std::string& line) {
+        std::lock_guard lock(mu_);
+        lines_.push_back(line);
+      };
+      spec_.cancelled = [this] { return stop_.load(); };
+      thread_ = std::thread([this] { result_ = runner_.Run(spec_); });
+    }
+    ~Watcher() { Stop(); }
+    // Waits until `n` lines matching `pattern` have been printed.
+    bool WaitForLines(const std::string& pattern, size_t n,
+                      std::chrono::seconds timeout = std::chrono::seconds(20)) {
+      const std::regex re(pattern);
+      const auto end = std::chrono::steady_clock::now() + timeout;
+      while (std::chrono::steady_clock::now() < end) {
+        if (Count(re) >= n) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      return false;
+    }
+    size_t Count(const std::regex& re) {
+      std::lock_guard lock(mu_);
+      return static_cast<size_t>(std::count_if(
+          lines_.begin(), lines_.end(), [&](const auto& l) { return std::regex_search(l, re); }));
+    }
+    std::string Output() {
+      std::lock_guard lock(mu_);
+      std::string all;
+      for (const auto& l : lines_) all += l + "\n";
+      return all;
+    }
+    // Stops it; true when it was still running (it had not given up by itself).
+    bool Stop() {
+      if (!thread_.joinable()) return false;
+      stop_ = true;
+      thread_.join();
+      return result_.cancelled;
+    }
+    const ProcessResult& result() const { return result_; }
+
+   private:
+    ProcessSpec spec_;
+    SystemProcessRunner runner_;
+    std::mutex mu_;
+    std::vector<std::string> lines_;
+    std::atomic<bool> stop_{false};
+    ProcessResult result_;
+    std::thread thread_;
+  };
 
   test::TempDir tmp_{"lca-it"};
   SystemProcessRunner runner_;
@@ -391,6 +467,179 @@ TEST_F(DaemonCliTest, PrepOnAHostNotBootedFromOstreeFailsClearlyAndAbortReturnsT
   o = Settled();
   EXPECT_EQ(o["status"]["conditions"].size(), 1u);
   EXPECT_FALSE(o["status"].contains("history"));
+}
+
+TEST_F(DaemonCliTest, TheProductDocsCommandsRunUnchanged) {
+  StartDaemon();
+  Settled();
+  const std::string doc =
+      ReadFile(std::string(LCA_TEST_SOURCE_DIR) + "/tests/fixtures/doc-commands.txt");
+  std::istringstream in(doc);
+  int ran = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    ASSERT_EQ(line.rfind("oc ", 0), 0u) << line;
+    const std::string command = "lcactl " + line.substr(3);
+    auto r = Shell(command);
+    ++ran;
+    ASSERT_EQ(r.code, 0) << command << "\n" << r.err;
+    EXPECT_EQ(r.err.find("error"), std::string::npos) << command << "\n" << r.err;
+    if (line.find(" patch ") != std::string::npos) {
+      EXPECT_TRUE(std::regex_match(
+          r.out,
+          std::regex(
+              R"(imagebasedupgrade\.lca\.openshift\.io/upgrade patched( \(no change\))?\n)")))
+          << command << ": " << r.out;
+      const std::string stage =
+          std::regex_replace(line, std::regex(R"re(.*"stage": "([A-Za-z]+)".*)re"), "$1");
+      EXPECT_EQ(Object()["spec"]["stage"], stage) << command;
+    } else {
+      const Json list = ParseYaml(r.out, command);
+      EXPECT_EQ(list["kind"], "List") << r.out;
+      ASSERT_EQ(list["items"].size(), 1u) << r.out;
+      EXPECT_EQ(list["items"][0]["kind"], "ImageBasedUpgrade");
+      EXPECT_EQ(list["items"][0]["metadata"]["name"], "upgrade");
+    }
+    Settled();
+  }
+  EXPECT_EQ(ran, 9);
+
+  // The docs' other habits: the long name with TYPE/NAME, -n before the command, wait, and
+  // JSONPath filters on the conditions.
+  auto r = Shell(
+      "lcactl -n openshift-lifecycle-agent get imagebasedupgrade.lca.openshift.io/upgrade "
+      "-o jsonpath='{.status.conditions[?(@.type==\"Idle\")].status}'");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "True");
+  r = Shell(
+      "lcactl get ibu upgrade -o jsonpath='{.spec.stage}{\"\\n\"}' -n openshift-lifecycle-agent");
+  EXPECT_EQ(r.out, "Idle\n") << r.err;
+  r = Shell(
+      "lcactl get imagebasedupgrades -o jsonpath='{range .items[*]}{.metadata.name}"
+      "{\" \"}{.status.conditions[?(@.type == \"Idle\")].reason}{\"\\n\"}{end}'");
+  EXPECT_EQ(r.out, "upgrade Idle\n") << r.err;
+  r = Shell(
+      "lcactl wait --for=condition=Idle imagebasedupgrades.lca.openshift.io/upgrade --timeout=10s "
+      "-n openshift-lifecycle-agent");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "imagebasedupgrade.lca.openshift.io/upgrade condition met\n");
+  r = Shell("lcactl get imagebasedupgrades.v1.lca.openshift.io upgrade -o name");
+  EXPECT_EQ(r.out, "imagebasedupgrade.lca.openshift.io/upgrade\n") << r.err;
+  r = Shell("lcactl get ibu -o jsonpath='{.status.conditions[?(@.type==}'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("error: error parsing jsonpath"), std::string::npos) << r.err;
+}
+
+TEST_F(DaemonCliTest, WaitEndsAtOnceWhenTheStageItWaitsOnFailed) {
+  StartDaemon();
+  Settled();
+  auto r = Ctl(
+      {"patch", "ibu", "upgrade", "--type=merge", "-p",
+       R"({"spec":{"stage":"Prep","seedImageRef":{"version":"4.15.2","image":"127.0.0.1:5000/seed:4.15.2"}}})"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto t0 = std::chrono::steady_clock::now();
+  r = Ctl({"wait", "ibu", "upgrade", "--for=condition=PrepCompleted", "--timeout=2h"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+  EXPECT_NE(r.err.find("error: imagebasedupgrades/upgrade: condition PrepCompleted will not "
+                       "become True: Prep failed: "),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("the host is not booted from ostree"), std::string::npos) << r.err;
+  // Upgrade asked after a failed Prep: an invalid transition, also not worth waiting for.
+  r = Ctl({"patch", "ibu", "upgrade", "--type=merge", "-p", R"({"spec":{"stage":"Upgrade"}})"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = Ctl({"wait", "ibu", "--for=condition=UpgradeCompleted", "--timeout=2h"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("Upgrade failed: UpgradeInProgress is False (InvalidTransition)"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(DaemonCliTest, GetWatchPrintsEachChangeUntilStopped) {
+  StartDaemon();
+  Settled();
+  Watcher table(*this, {"get", "ibu", "-w"});
+  Watcher path(*this, {"get", "ibu", "upgrade", "-w", "-o",
+                       R"(jsonpath={.metadata.annotations.note}{"\n"})"});
+  ASSERT_TRUE(table.WaitForLines("^upgrade ", 1)) << table.Output();
+  ASSERT_TRUE(path.WaitForLines("^$", 1)) << path.Output();
+  ASSERT_EQ(Ctl({"annotate", "ibu", "upgrade", "note=first"}).code, 0);
+  ASSERT_TRUE(path.WaitForLines("^first$", 1)) << path.Output();
+  ASSERT_EQ(Ctl({"annotate", "ibu", "upgrade", "--overwrite", "note=second"}).code, 0);
+  ASSERT_TRUE(path.WaitForLines("^second$", 1)) << path.Output();
+  ASSERT_TRUE(table.WaitForLines("^upgrade ", 3)) << table.Output();
+  EXPECT_EQ(table.Count(std::regex("^NAME ")), 1u) << table.Output();  // one header only
+  EXPECT_TRUE(table.Stop()) << "get -w ended by itself: " << table.result().stderr_tail;
+  EXPECT_TRUE(path.Stop()) << path.result().stderr_tail;
+}
+
+TEST_F(DaemonCliTest, StatusWatchKeepsWatchingAnIdleAgent) {
+  StartDaemon();
+  Settled();
+  Watcher watch(*this, {"status", "--watch"});
+  ASSERT_TRUE(watch.WaitForLines("^Valid next stages:", 1)) << watch.Output();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  ASSERT_EQ(Ctl({"annotate", "ibu", "upgrade", "note=x"}).code, 0);
+  // Still there, and the change shows as a new page.
+  ASSERT_TRUE(watch.WaitForLines("^Valid next stages:", 2)) << watch.Output();
+  EXPECT_TRUE(watch.Stop()) << "status --watch exited while Idle: " << watch.Output();
+}
+
+TEST_F(DaemonCliTest, VersionAsJsonAndYaml) {
+  StartDaemon();
+  auto r = Ctl({"version", "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  Json v = Json::parse(r.out);
+  EXPECT_EQ(v["clientVersion"]["lcaVersion"], v["serverVersion"]["lcaVersion"]);
+  // The shape is stable (tests/golden/version-json.txt); the version number is not.
+  const std::string version = v["clientVersion"]["lcaVersion"];
+  std::string shape = r.out;
+  for (size_t at; (at = shape.find(version)) != std::string::npos;) {
+    shape.replace(at, version.size(), "<version>");
+  }
+  const auto golden = std::string(LCA_TEST_SOURCE_DIR) + "/tests/golden/version-json.txt";
+  if (std::getenv("LCA_UPDATE_GOLDEN") != nullptr) WriteFileAtomic(golden, shape, 0644);
+  EXPECT_EQ(shape, ReadFile(golden));
+  r = Ctl({"version", "-o", "yaml"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(ParseYaml(r.out, "version"), v);
+  StopDaemon();
+  // Without the daemon: the client's part, and the error.
+  r = Ctl({"version", "-o", "json"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(Json::parse(r.out),
+            Json::parse(R"({"clientVersion":{"lcaVersion":")" + version + "\"}}"));
+  EXPECT_NE(r.err.find("is lifecycle-agent running?"), std::string::npos) << r.err;
+}
+
+TEST_F(DaemonCliTest, ErrorsSpeakKubectlAndNameTheCause) {
+  auto r = Ctl({"frobnicate"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(
+      r.err,
+      "error: unknown command \"frobnicate\" for \"lcactl\"\nRun 'lcactl --help' for usage.\n");
+  r = Ctl({"recovery", "undo"});
+  EXPECT_NE(r.err.find("error: unknown command \"undo\" for \"lcactl recovery\""),
+            std::string::npos)
+      << r.err;
+  // A malformed patch: where, and what, without the JSON library's tags.
+  r = Ctl({"patch", "ibu", "upgrade", "--type=merge", "-p", "{\"spec\": {\"stage\" \"Prep\"}}"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("patch: invalid JSON at line 1, column 24: syntax error while parsing "
+                       "object separator - unexpected string literal; expected ':'"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("json.exception"), std::string::npos) << r.err;
+  // Socket refused to a non-root caller: say root is needed, not "is it running?".
+  StartDaemon();
+  r = Ctl({"get", "ibu"}, "65534");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("Permission denied"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("the lifecycle-agent API is for root: run lcactl as root"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("is lifecycle-agent running?"), std::string::npos) << r.err;
 }
 
 }  // namespace

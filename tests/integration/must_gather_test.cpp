@@ -124,8 +124,13 @@ class MustGatherTest : public ::testing::Test {
     struct stat st {};
     EXPECT_EQ(::stat(out.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
+    return Members(out);
+  }
+
+  // The archive's members by name, without the "must-gather-<stamp>/" directory, after
+  // checking each entry.
+  static std::map<std::string, Member> Members(const fs::path& out) {
     auto members = ReadArchive(out);
-    // Names without the "must-gather-<stamp>/" directory, after checking each entry.
     std::map<std::string, Member> by_name;
     for (const auto& [name, m] : members) {
       EXPECT_TRUE(m.regular) << name;
@@ -225,6 +230,57 @@ TEST_F(MustGatherTest, WithoutTheDaemonTheObjectComesFromTheStateDir) {
   EXPECT_EQ(members.count("metrics.txt"), 0u);
   EXPECT_EQ(members.count("deployments.txt"), 1u);
   ExpectNoSecret(members);
+}
+
+TEST_F(MustGatherTest, GathersWhereTheRunningDaemonKeepsItsFiles) {
+  StartDaemon();
+  // No path flags: the daemon says where its state dir, sysroot and config are.
+  const fs::path out = tmp_ / "daemon-paths.tar.gz";
+  auto r = Ctl({"must-gather", "-o", out.string(), "--log-file", (tmp_ / "daemon.log").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+  auto members = Members(out);
+  const std::string& summary = members.at("summary.txt").data;
+  EXPECT_NE(summary.find("paths: from lifecycle-agent's /lca/v1/paths (flags given win): state "
+                         "dir " +
+                         (tmp_ / "state").string() + ", sysroot " + host_->sysroot().string() +
+                         ", config dir " + (tmp_ / "etc").string() + "\n"),
+            std::string::npos)
+      << summary;
+  ASSERT_EQ(members.count("step-journal.json"), 1u) << summary;
+  EXPECT_NE(members.at("step-journal.json").data.find("prep.fetch"), std::string::npos);
+  EXPECT_EQ(members.count("config/none.yaml"), 1u) << summary;
+  EXPECT_NE(members.at("deployments.txt").data.find(host_->sysroot().string()), std::string::npos);
+  EXPECT_NE(members.at("state-dir.txt").data.find("workspace/precache_status.json"),
+            std::string::npos);
+  ExpectNoSecret(members);
+
+  // A flag given wins over the daemon's answer.
+  fs::create_directories(tmp_ / "elsewhere");
+  r = Ctl({"must-gather", "-o", out.string(), "--state-dir", (tmp_ / "elsewhere").string(),
+           "--log-file", (tmp_ / "daemon.log").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  members = Members(out);
+  EXPECT_NE(members.at("summary.txt").data.find("state dir " + (tmp_ / "elsewhere").string()),
+            std::string::npos)
+      << members.at("summary.txt").data;
+  EXPECT_EQ(members.count("step-journal.json"), 0u);
+
+  // Without the daemon: a warning, and the defaults or the flags given.
+  StopDaemon();
+  r = Ctl({"must-gather", "-o", out.string(), "--state-dir", (tmp_ / "state").string(), "--sysroot",
+           host_->sysroot().string(), "--config-dir", (tmp_ / "etc").string(), "--config",
+           (tmp_ / "none.yaml").string(), "--containers-root", (tmp_ / "containers").string(),
+           "--log-file", (tmp_ / "daemon.log").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: could not ask lifecycle-agent for its paths (cannot reach "
+                       "lifecycle-agent at " +
+                       Socket()),
+            std::string::npos)
+      << r.err;
+  members = Members(out);
+  EXPECT_NE(members.at("summary.txt").data.find("paths: from lcactl's defaults and flags"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -137,6 +138,59 @@ TEST_F(UpgradeTest, SuccessThenFinalizeRemovesTheOldStateroot) {
   ASSERT_EQ(deps.size(), 1u);
   EXPECT_FALSE(deps[0].pinned);
   EXPECT_FALSE(fs::exists(host_->StateDir() / "workspace"));
+}
+
+// The product docs' procedure (tests/fixtures/doc-commands.txt) with lcactl for oc, verbatim,
+// on the real bed: Prep really prepares, Upgrade really pivots, Idle finalizes; the docs'
+// Rollback line, met after the finalize, is refused as the operator refuses it.
+TEST_F(UpgradeTest, TheProductDocsProcedureWithLcactlForOc) {
+  host_->Start();
+  // The docs' prerequisite: the seed is named in the CR before Prep.
+  host_->Patch(
+      {{"spec",
+        {{"seedImageRef", {{"version", test::SeedBed::kVersion}, {"image", bed->image}}}}}});
+  std::vector<std::string> lines;
+  {
+    std::istringstream in(
+        ReadFile(std::string(LCA_TEST_SOURCE_DIR) + "/tests/fixtures/doc-commands.txt"));
+    for (std::string l; std::getline(in, l);) {
+      if (!l.empty() && l[0] != '#') lines.push_back("lcactl " + l.substr(3));
+    }
+  }
+  ASSERT_EQ(lines.size(), 9u);
+  auto run = [&](size_t i) {
+    const auto r = host_->Shell(lines.at(i));
+    EXPECT_EQ(r.code, 0) << lines[i] << "\n" << r.err;
+    return r;
+  };
+  auto yaml_condition = [&](size_t i, const std::string& type) {
+    const Json list = ParseYaml(run(i).out, lines[i]);
+    return AgentHost::ConditionStatus(list["items"].at(0), type);
+  };
+  run(0);  // Prep
+  auto w = host_->Shell(
+      "lcactl wait ibu upgrade --for=condition=PrepCompleted --timeout=10m "
+      "-n openshift-lifecycle-agent");
+  ASSERT_EQ(w.code, 0) << w.err;
+  EXPECT_EQ(yaml_condition(1, "PrepCompleted"), "True");
+  run(2);  // Upgrade
+  host_->WaitFor([&](const Json&) { return host_->Reboots() == 1; }, "the reboot request");
+  host_->Reboot();
+  w = host_->Shell("lcactl wait ibu --for=condition=UpgradeCompleted --timeout=10m");
+  ASSERT_EQ(w.code, 0) << w.err;
+  EXPECT_EQ(yaml_condition(3, "UpgradeCompleted"), "True");
+  EXPECT_EQ(yaml_condition(4, "UpgradeCompleted"), "True");
+  run(5);  // Idle: finalize
+  host_->WaitFor(Cond("Idle"), "Idle");
+  EXPECT_EQ(yaml_condition(6, "Idle"), "True");
+  EXPECT_EQ(Stateroots(host_->sysroot()), (std::vector<std::string>{AgentHost::kTarget}));
+  const auto rollback = run(7);  // Rollback after the finalize: nothing to roll back to
+  EXPECT_NE(rollback.err.find("Warning: spec.stage: \"Rollback\" is not in "
+                              "status.validNextStages [Prep]"),
+            std::string::npos)
+      << rollback.err;
+  run(8);  // Idle again, with -n
+  EXPECT_EQ(host_->WaitFor(Cond("Idle"), "Idle")["spec"]["stage"], "Idle");
 }
 
 // extraManifests are checked at Prep (warnings into the annotation, the reference's message)

@@ -12,6 +12,7 @@ usr/lib/systemd/system/lca-init-monitor.service	file	0644
 usr/lib/tmpfiles.d/lca.conf	file	0644
 usr/libexec/lca/upgrade-recovery.sh	exec	0755
 usr/share/bash-completion/completions/lcactl	file	0644
+usr/share/zsh/site-functions/_lcactl	file	0644
 usr/share/man/man1/lcactl.1	man	-
 usr/share/man/man8/lifecycle-agent.8	man	-
 etc/lca/lifecycle-agent.yaml	file	0644
@@ -56,6 +57,11 @@ check_tree() {
   if [ -f "$root/usr/share/bash-completion/completions/lcactl" ] &&
     ! grep -q '^complete .*lcactl' "$root/usr/share/bash-completion/completions/lcactl"; then
     echo "/usr/share/bash-completion/completions/lcactl has no 'complete ... lcactl' line"
+    bad=1
+  fi
+  if [ -f "$root/usr/share/zsh/site-functions/_lcactl" ] &&
+    [ "$(head -n1 "$root/usr/share/zsh/site-functions/_lcactl")" != "#compdef lcactl" ]; then
+    echo "/usr/share/zsh/site-functions/_lcactl does not start with '#compdef lcactl'"
     bad=1
   fi
   if ! grep -q 'exec /usr/bin/lifecycle-agent' "$root/usr/lib/systemd/system/lifecycle-agent.service" 2>/dev/null; then

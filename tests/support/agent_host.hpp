@@ -239,6 +239,20 @@ class AgentHost {
     return CtlResult{r.exit_code, r.stdout_data, r.stderr_tail};
   }
 
+  // A command line as the product docs write it (their quoting, through /bin/sh), `lcactl`
+  // being the real binary on this host's socket.
+  CtlResult Shell(const std::string& line) {
+    ProcessSpec spec;
+    spec.argv = {"/bin/sh", "-c",
+                 "lcactl() { \"$LCACTL\" --socket \"$LCA_SOCKET\" \"$@\"; }\n" + line};
+    spec.env = {{"LCACTL", kCtlBin}, {"LCA_SOCKET", (dir_ / "run/lca.sock").string()}};
+    spec.timeout = std::chrono::minutes(10);
+    spec.stderr_tail_bytes = 1 << 16;
+    SystemProcessRunner runner;
+    const auto r = runner.Run(spec);
+    return CtlResult{r.exit_code, r.stdout_data, r.stderr_tail};
+  }
+
   Json Object() {
     const auto r = Ctl({"get", "ibu", "upgrade", "-o", "json"});
     if (r.code != 0) throw Error(Errc::kInternal, "lcactl get: " + r.err);

@@ -1,7 +1,9 @@
 // lifecycle-agent's config file and lcactl's completion script.
 #include <gtest/gtest.h>
 
+#include "agent/cli/app.hpp"
 #include "agent/cli/commands.hpp"
+#include "agent/cli/completion.hpp"
 #include "agent/daemon/config.hpp"
 #include "agent/daemon/daemon.hpp"
 #include "common/atomic_file.hpp"
@@ -85,7 +87,8 @@ TEST(NotifyStatus, OneLineWithStageAndLastCondition) {
 
 TEST(Completion, BashScriptParsesAndRegistersLcactl) {
   test::TempDir tmp;
-  WriteFileAtomic(tmp / "lcactl.bash", cli::BashCompletion(), 0644);
+  cli::Lcactl lcactl;
+  WriteFileAtomic(tmp / "lcactl.bash", cli::BashCompletion(lcactl.app()), 0644);
   SystemProcessRunner runner;
   ProcessSpec spec;
   spec.argv = {"bash", "-c",

@@ -15,6 +15,7 @@
 #include "agent/metrics/collector.hpp"
 #include "agent/metrics/exposition.hpp"
 #include "agent/metrics/tcp_listener.hpp"
+#include "agent/store/step_journal.hpp"
 #include "common/atomic_file.hpp"
 #include "common/error.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -216,6 +217,29 @@ TEST(MetricsRecorder, CountsEachRollbackOnceAndKeepsCountsAcrossRestarts) {
   EXPECT_EQ(again.Snapshot().rollbacks.at("init-monitor"), 2u);
   const auto s = ParseExposition(again.Render(api::NewDefault(t, "uid-7"), t));
   EXPECT_EQ(FindSample(s, "lca_rollbacks_total", {{"cause", "init-monitor"}}), 2);
+}
+
+TEST(MetricsRecorder, TheStepTheJournalHasStartedIsLcaStep) {
+  test::TempDir dir;
+  const TimePoint t = ParseTime("2025-03-01T10:00:00Z");
+  MetricsRecorder r(dir.path());
+  auto step = [&] {
+    const auto samples = ParseExposition(r.Render(api::NewDefault(t, "u"), t));
+    for (const auto& sm : samples) {
+      if (sm.name == "lca_step") return sm.labels.at("step") + "=" + std::to_string(sm.value);
+    }
+    return std::string("(none)");
+  };
+  EXPECT_EQ(step(), "(none)");
+  StepJournal journal(dir.path());
+  journal.Start("prep.validate-seed");
+  journal.Done("prep.validate-seed");
+  EXPECT_EQ(step(), "(none)");  // between steps
+  journal.Start("prep.stateroot.import");
+  EXPECT_EQ(step(), "prep.stateroot.import=1.000000");
+  EXPECT_TRUE(ValidateExposition(r.Render(api::NewDefault(t, "u"), t)).empty());
+  journal.Fail("prep.stateroot.import", "boom");
+  EXPECT_EQ(step(), "(none)");
 }
 
 TEST(ParseListenAddress, LoopbackByDefaultAndIpLiteralsOnly) {

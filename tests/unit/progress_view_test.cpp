@@ -173,6 +173,18 @@ TEST(ProgressFromObject, PhaseAndNumbersFromHistoryAndMetrics) {
   words.bytes_done.reset();
   words.bytes_total.reset();
   EXPECT_EQ(ProgressFromObject(ibu, {}), words);
+
+  // The journaled step the daemon runs (lca_step) is named in the bar and the lines.
+  const auto with_step = metrics::ParseExposition(
+      "lca_step{step=\"prep.precache\"} 1\nlca_precache_images_done 5\n"
+      "lca_precache_images_total 20\n");
+  const ProgressState stepping = ProgressFromObject(ibu, with_step);
+  EXPECT_EQ(stepping.step, "prep.precache");
+  EXPECT_EQ(FormatProgressBar(stepping, std::nullopt, 80),
+            "Prep/Precache step prep.precache [######....................]  25%  5/20 images");
+  EXPECT_EQ(FormatProgressLine(stepping, std::nullopt, ParseTime("2025-03-01T10:00:00Z")),
+            "2025-03-01T10:00:00Z Prep/Precache step prep.precache InProgress 25% images 5/20: "
+            "Precache job in progress");
 }
 
 }  // namespace
