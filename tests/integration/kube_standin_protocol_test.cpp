@@ -1,0 +1,305 @@
+// The stand-in's protocol checked over HTTPS (curl): what the agent's client relies on and
+// kubectl does not exercise — watch replay and bookmarks, 410 Gone after a compaction, 409 on a
+// stale resourceVersion, status subresource isolation, dryRun, restarts that keep state, and
+// Status objects shaped as a real API server sends them.
+#include <gtest/gtest.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/support/kube_standin.hpp"
+
+namespace lca::test {
+namespace {
+
+using nlohmann::json;
+
+const std::string kIbus = "/apis/lca.openshift.io/v1/imagebasedupgrades";
+const std::string kCms = "/api/v1/namespaces/default/configmaps";
+
+json Ibu(const std::string& stage) {
+  return {{"apiVersion", "lca.openshift.io/v1"},
+          {"kind", "ImageBasedUpgrade"},
+          {"metadata", {{"name", "upgrade"}}},
+          {"spec", {{"stage", stage}}}};
+}
+
+std::vector<json> Events(const std::string& body) {
+  std::vector<json> out;
+  std::istringstream in(body);
+  for (std::string l; std::getline(in, l);) {
+    if (!l.empty()) out.push_back(json::parse(l));
+  }
+  return out;
+}
+
+std::string Rv(const json& obj) { return obj["metadata"]["resourceVersion"]; }
+
+class KubeProtocolTest : public ::testing::Test {
+ protected:
+  json Create(const std::string& path, const json& obj) {
+    const auto r = kube_.Http("POST", path, obj.dump());
+    EXPECT_EQ(r.code, 201) << r.body;
+    return r.Json();
+  }
+  json MergePatch(const std::string& path, const json& patch, int want = 200) {
+    const auto r = kube_.Http("PATCH", path, patch.dump(), "application/merge-patch+json");
+    EXPECT_EQ(r.code, want) << r.body;
+    return r.Json();
+  }
+  json Get(const std::string& path) {
+    const auto r = kube_.Http("GET", path);
+    EXPECT_EQ(r.code, 200) << r.body;
+    return r.Json();
+  }
+
+  KubeStandin kube_{{.bookmark_interval_seconds = 1}};
+};
+
+TEST_F(KubeProtocolTest, CreateSetsServerMetadataAndADuplicateIsAlreadyExists) {
+  const json a = Create(kIbus, Ibu("Idle"));
+  EXPECT_EQ(a["metadata"]["generation"], 1);
+  EXPECT_EQ(a["metadata"]["uid"].get<std::string>().size(), 36u);
+  EXPECT_TRUE(a["metadata"].contains("creationTimestamp"));
+  EXPECT_GT(std::stol(Rv(a)), 0);
+  const auto dup = kube_.Http("POST", kIbus, Ibu("Idle").dump());
+  EXPECT_EQ(dup.code, 409);
+  EXPECT_EQ(dup.Json(), json::parse(R"({"kind":"Status","apiVersion":"v1","metadata":{},
+      "status":"Failure","message":"imagebasedupgrades.lca.openshift.io \"upgrade\" already exists",
+      "reason":"AlreadyExists","details":{"name":"upgrade","group":"lca.openshift.io",
+      "kind":"imagebasedupgrades"},"code":409})"));
+  const auto missing = kube_.Http("GET", kIbus + "/other");
+  EXPECT_EQ(missing.code, 404);
+  EXPECT_EQ(missing.Json()["message"], "imagebasedupgrades.lca.openshift.io \"other\" not found");
+  EXPECT_EQ(missing.Json()["reason"], "NotFound");
+}
+
+TEST_F(KubeProtocolTest, StaleResourceVersionIsConflictForPutAndPatch) {
+  const json a = Create(kIbus, Ibu("Idle"));
+  MergePatch(kIbus + "/upgrade", {{"spec", {{"stage", "Prep"}}}});
+  json stale = a;
+  stale["spec"]["stage"] = "Upgrade";
+  const auto put = kube_.Http("PUT", kIbus + "/upgrade", stale.dump());
+  EXPECT_EQ(put.code, 409);
+  EXPECT_EQ(put.Json()["reason"], "Conflict");
+  EXPECT_EQ(put.Json()["message"],
+            "Operation cannot be fulfilled on imagebasedupgrades.lca.openshift.io \"upgrade\": "
+            "the object has been modified; please apply your changes to the latest version and "
+            "try again");
+  const json patched =
+      MergePatch(kIbus + "/upgrade",
+                 {{"metadata", {{"resourceVersion", Rv(a)}}}, {"spec", {{"stage", "X"}}}}, 409);
+  EXPECT_EQ(patched["code"], 409);
+  // A custom resource's PUT must carry a resourceVersion.
+  json unconditional = Ibu("Idle");
+  const auto r = kube_.Http("PUT", kIbus + "/upgrade", unconditional.dump());
+  EXPECT_EQ(r.code, 422) << r.body;
+  // With the current one it goes through and bumps it.
+  json current = Get(kIbus + "/upgrade");
+  current["spec"]["stage"] = "Upgrade";
+  const auto ok = kube_.Http("PUT", kIbus + "/upgrade", current.dump());
+  ASSERT_EQ(ok.code, 200) << ok.body;
+  EXPECT_GT(std::stol(Rv(ok.Json())), std::stol(Rv(current)));
+}
+
+TEST_F(KubeProtocolTest, StatusSubresourceIsolatesStatusFromSpecAndGenerationFollowsSpec) {
+  Create(kIbus, Ibu("Idle"));
+  // The main resource ignores status.
+  json o = MergePatch(kIbus + "/upgrade",
+                      {{"spec", {{"stage", "Prep"}}}, {"status", {{"observedGeneration", 7}}}});
+  EXPECT_FALSE(o.contains("status"));
+  EXPECT_EQ(o["metadata"]["generation"], 2);
+  // /status ignores spec and metadata, and does not move generation.
+  o = MergePatch(kIbus + "/upgrade/status", {{"spec", {{"stage", "Rollback"}}},
+                                             {"metadata", {{"labels", {{"x", "y"}}}}},
+                                             {"status", {{"observedGeneration", 2}}}});
+  EXPECT_EQ(o["spec"]["stage"], "Prep");
+  EXPECT_FALSE(o["metadata"].contains("labels"));
+  EXPECT_EQ(o["status"]["observedGeneration"], 2);
+  EXPECT_EQ(o["metadata"]["generation"], 2);
+  // Metadata alone does not move generation either.
+  o = MergePatch(kIbus + "/upgrade", {{"metadata", {{"labels", {{"x", "y"}}}}}});
+  EXPECT_EQ(o["metadata"]["generation"], 2);
+  // A write that changes nothing keeps the resourceVersion.
+  const std::string rv = Rv(o);
+  o = MergePatch(kIbus + "/upgrade/status", {{"status", {{"observedGeneration", 2}}}});
+  EXPECT_EQ(Rv(o), rv);
+  // PUT /status with a stale resourceVersion conflicts like the main resource.
+  json st = Get(kIbus + "/upgrade");
+  st["metadata"]["resourceVersion"] = "1";
+  EXPECT_EQ(kube_.Http("PUT", kIbus + "/upgrade/status", st.dump()).code, 409);
+}
+
+TEST_F(KubeProtocolTest, DryRunAnswersWithoutPersisting) {
+  const auto created = kube_.Http("POST", kIbus + "?dryRun=All", Ibu("Idle").dump());
+  EXPECT_EQ(created.code, 201) << created.body;
+  EXPECT_EQ(created.Json()["spec"]["stage"], "Idle");
+  EXPECT_EQ(kube_.Http("GET", kIbus + "/upgrade").code, 404);
+  const json a = Create(kIbus, Ibu("Idle"));
+  const auto patched = kube_.Http("PATCH", kIbus + "/upgrade?dryRun=All",
+                                  R"({"spec":{"stage":"Prep"}})", "application/merge-patch+json");
+  EXPECT_EQ(patched.code, 200);
+  EXPECT_EQ(patched.Json()["spec"]["stage"], "Prep");
+  const json now = Get(kIbus + "/upgrade");
+  EXPECT_EQ(now["spec"]["stage"], "Idle");
+  EXPECT_EQ(Rv(now), Rv(a));
+  EXPECT_EQ(kube_.Http("DELETE", kIbus + "/upgrade?dryRun=All").code, 200);
+  EXPECT_EQ(kube_.Http("GET", kIbus + "/upgrade").code, 200);
+  EXPECT_EQ(
+      kube_.Http("PATCH", kIbus + "/upgrade?dryRun=Some", "{}", "application/merge-patch+json")
+          .code,
+      422);
+}
+
+TEST_F(KubeProtocolTest, WatchReplaysAddedModifiedDeletedAfterAResourceVersion) {
+  const std::string start = Get(kIbus)["metadata"]["resourceVersion"];
+  Create(kIbus, Ibu("Idle"));
+  MergePatch(kIbus + "/upgrade", {{"spec", {{"stage", "Prep"}}}});
+  ASSERT_EQ(kube_.Http("DELETE", kIbus + "/upgrade").code, 200);
+  const auto w = kube_.Http("GET", kIbus + "?watch=true&timeoutSeconds=1&resourceVersion=" + start);
+  ASSERT_EQ(w.code, 200) << w.body;
+  const auto ev = Events(w.body);
+  ASSERT_EQ(ev.size(), 3u) << w.body;
+  EXPECT_EQ(ev[0]["type"], "ADDED");
+  EXPECT_EQ(ev[1]["type"], "MODIFIED");
+  EXPECT_EQ(ev[1]["object"]["spec"]["stage"], "Prep");
+  EXPECT_EQ(ev[2]["type"], "DELETED");
+  EXPECT_LT(std::stol(Rv(ev[0]["object"])), std::stol(Rv(ev[2]["object"])));
+  // Without a resourceVersion a watch starts with the current objects as ADDED.
+  Create(kIbus, Ibu("Idle"));
+  const auto fresh = Events(kube_.Http("GET", kIbus + "?watch=1&timeoutSeconds=1").body);
+  ASSERT_EQ(fresh.size(), 1u);
+  EXPECT_EQ(fresh[0]["type"], "ADDED");
+}
+
+TEST_F(KubeProtocolTest, IdleWatchGetsBookmarksOnlyWhenItAsks) {
+  Create(kIbus, Ibu("Idle"));
+  const std::string rv = Get(kIbus)["metadata"]["resourceVersion"];
+  const auto w = kube_.Http(
+      "GET", kIbus + "?watch=true&allowWatchBookmarks=true&timeoutSeconds=3&resourceVersion=" + rv);
+  const auto ev = Events(w.body);
+  ASSERT_GE(ev.size(), 2u) << w.body;
+  for (const auto& e : ev) {
+    EXPECT_EQ(e["type"], "BOOKMARK");
+    EXPECT_EQ(e["object"]["kind"], "ImageBasedUpgrade");
+    EXPECT_EQ(Rv(e["object"]), rv);
+  }
+  const auto plain =
+      kube_.Http("GET", kIbus + "?watch=true&timeoutSeconds=2&resourceVersion=" + rv);
+  EXPECT_EQ(plain.body, "");
+}
+
+TEST_F(KubeProtocolTest, CompactionMakesOldResourceVersionsGone) {
+  const json a = Create(kIbus, Ibu("Idle"));
+  MergePatch(kIbus + "/upgrade", {{"spec", {{"stage", "Prep"}}}});
+  const long compacted = kube_.Compact();
+  EXPECT_EQ(compacted, kube_.ResourceVersion());
+  const auto w = kube_.Http("GET", kIbus + "?watch=true&timeoutSeconds=1&resourceVersion=" + Rv(a));
+  ASSERT_EQ(w.code, 200);
+  const auto ev = Events(w.body);
+  ASSERT_EQ(ev.size(), 1u) << w.body;
+  EXPECT_EQ(ev[0]["type"], "ERROR");
+  EXPECT_EQ(ev[0]["object"]["code"], 410);
+  EXPECT_EQ(ev[0]["object"]["reason"], "Expired");
+  EXPECT_EQ(ev[0]["object"]["message"],
+            "too old resource version: " + Rv(a) + " (" + std::to_string(compacted) + ")");
+  const auto list =
+      kube_.Http("GET", kIbus + "?resourceVersionMatch=Exact&resourceVersion=" + Rv(a));
+  EXPECT_EQ(list.code, 410);
+  // From the compacted revision on, watching works.
+  const auto ok = kube_.Http(
+      "GET", kIbus + "?watch=true&timeoutSeconds=1&resourceVersion=" + std::to_string(compacted));
+  EXPECT_EQ(ok.body, "");
+}
+
+TEST_F(KubeProtocolTest, RestartKeepsObjectsAndResourceVersions) {
+  const json a = Create(kIbus, Ibu("Idle"));
+  kube_.Restart();
+  const json b = Get(kIbus + "/upgrade");
+  EXPECT_EQ(b["metadata"]["uid"], a["metadata"]["uid"]);
+  EXPECT_EQ(Rv(b), Rv(a));
+  const json c = MergePatch(kIbus + "/upgrade", {{"spec", {{"stage", "Prep"}}}});
+  EXPECT_GT(std::stol(Rv(c)), std::stol(Rv(a)));
+  const auto w = kube_.Http("GET", kIbus + "?watch=true&timeoutSeconds=1&resourceVersion=" + Rv(a));
+  const auto ev = Events(w.body);
+  ASSERT_EQ(ev.size(), 1u) << w.body;
+  EXPECT_EQ(ev[0]["type"], "MODIFIED");
+  // Stopped: nothing answers.
+  kube_.Stop();
+  EXPECT_EQ(kube_.Http("GET", kIbus, "", "", std::nullopt, 5).code, 0);
+}
+
+TEST_F(KubeProtocolTest, NamespacedObjectsSelectorsAndMissingNamespace) {
+  auto cm = [](const std::string& name, const std::string& app) {
+    return json{{"apiVersion", "v1"},
+                {"kind", "ConfigMap"},
+                {"metadata", {{"name", name}, {"labels", {{"app", app}}}}},
+                {"data", {{"k", "v"}}}};
+  };
+  Create(kCms, cm("a", "x"));
+  Create(kCms, cm("b", "y"));
+  const auto missing =
+      kube_.Http("POST", "/api/v1/namespaces/nope/configmaps", cm("c", "x").dump());
+  EXPECT_EQ(missing.code, 404);
+  EXPECT_EQ(missing.Json()["message"], "namespaces \"nope\" not found");
+  const json all = Get("/api/v1/configmaps");
+  EXPECT_EQ(all["kind"], "ConfigMapList");
+  EXPECT_EQ(all["items"].size(), 2u);
+  EXPECT_EQ(Get(kCms + "?labelSelector=app%3Dx")["items"].size(), 1u);
+  EXPECT_EQ(Get(kCms + "?labelSelector=app%20in%20(x,y)")["items"].size(), 2u);
+  EXPECT_EQ(Get(kCms + "?fieldSelector=metadata.name%3Db")["items"][0]["metadata"]["name"], "b");
+  const json page = Get(kCms + "?limit=1");
+  EXPECT_EQ(page["items"].size(), 1u);
+  const std::string cont = page["metadata"]["continue"];
+  EXPECT_EQ(Get(kCms + "?limit=1&continue=" + cont)["items"][0]["metadata"]["name"], "b");
+  EXPECT_EQ(
+      kube_.Http("GET", "/api/v1/namespaces/default/configmaps/a").Json()["metadata"]["namespace"],
+      "default");
+}
+
+TEST_F(KubeProtocolTest, JsonPatchAndUnsupportedMediaType) {
+  Create(kIbus, Ibu("Idle"));
+  const auto r = kube_.Http("PATCH", kIbus + "/upgrade",
+                            R"([{"op":"replace","path":"/spec/stage","value":"Prep"}])",
+                            "application/json-patch+json");
+  ASSERT_EQ(r.code, 200) << r.body;
+  EXPECT_EQ(r.Json()["spec"]["stage"], "Prep");
+  const auto failed = kube_.Http("PATCH", kIbus + "/upgrade",
+                                 R"([{"op":"test","path":"/spec/stage","value":"Idle"}])",
+                                 "application/json-patch+json");
+  EXPECT_EQ(failed.code, 422);
+  const auto smp =
+      kube_.Http("PATCH", kIbus + "/upgrade", "{}", "application/strategic-merge-patch+json");
+  EXPECT_EQ(smp.code, 415);
+  EXPECT_EQ(smp.Json()["reason"], "UnsupportedMediaType");
+}
+
+TEST_F(KubeProtocolTest, AuthStatusesAndTheRequestLog) {
+  const auto none = kube_.Http("GET", kIbus, "", "", std::string());
+  EXPECT_EQ(none.code, 401);
+  EXPECT_EQ(none.Json(), json::parse(R"({"kind":"Status","apiVersion":"v1","metadata":{},
+      "status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401})"));
+  EXPECT_EQ(kube_.Http("GET", kIbus, "", "", std::string("wrong")).code, 401);
+  const std::string reader = kube_.AddToken("reader");
+  kube_.Deny(reader, {"*"}, {"configmaps"});
+  const auto denied = kube_.Http("GET", kCms, "", "", reader);
+  EXPECT_EQ(denied.code, 403);
+  EXPECT_EQ(denied.Json()["message"],
+            "configmaps is forbidden: User \"reader\" cannot list resource \"configmaps\" in API "
+            "group \"\" in the namespace \"default\"");
+  EXPECT_EQ(kube_.Http("GET", kIbus, "", "", reader).code, 200);
+  const auto reqs = kube_.Requests();
+  ASSERT_GE(reqs.size(), 4u);
+  EXPECT_EQ(reqs.back().method, "GET");
+  EXPECT_EQ(reqs.back().path, kIbus);
+  EXPECT_EQ(reqs.back().user, "reader");
+  EXPECT_EQ(reqs.back().code, 200);
+  std::ifstream log(kube_.request_log());
+  std::stringstream all;
+  all << log.rdbuf();
+  EXPECT_EQ(all.str().find(reader), std::string::npos) << "a token in the request log";
+}
+
+}  // namespace
+}  // namespace lca::test

@@ -1,0 +1,60 @@
+"""The stand-in's state and its test-only control endpoints under /_standin/ (admin tokens)."""
+import json
+import threading
+
+import auth
+from errors import ApiError, unauthorized
+from objects import Objects, Request
+from resources import Registry
+from store import Store
+
+
+class App:
+    def __init__(self, options):
+        self.options = options
+        self.registry = Registry()
+        initial = []
+        for path in options.resources:
+            initial += self.registry.load_file(path)
+        self.store = Store(options.data_dir)
+        self.objects = Objects(self.registry, self.store)
+        if self.store.rv == 1:  # a fresh store: the objects every cluster starts with
+            self._seed(initial)
+        self.auth = auth.Authenticator(options.tokens)
+        self.log_lock = threading.Lock()
+        self.log_file = open(options.request_log, "a") if options.request_log else None
+
+    def _seed(self, objs):
+        with self.store.cond:
+            for obj in objs:
+                rt = self.registry.for_object(obj)
+                if rt is None:
+                    raise SystemExit("initial object of unknown kind: %s" % json.dumps(obj))
+                ns = obj["metadata"].get("namespace") if rt.namespaced else None
+                self.objects.create(Request(rt, ns, None, "", {}, "kube-apiserver", False), obj)
+
+    def log_request(self, entry):
+        if self.log_file is None:
+            return
+        with self.log_lock:
+            self.log_file.write(json.dumps(entry) + "\n")
+            self.log_file.flush()
+
+    def admin(self, handler, path):
+        """POST /_standin/compact {"resourceVersion": N?} -> {"compacted": N}
+        POST /_standin/close-watches -> {}   GET /_standin/state -> {"resourceVersion", ...}"""
+        ident = self.auth.identify(handler.headers.get("Authorization"), None)
+        if ident is None or not ident.admin:
+            raise unauthorized()
+        body = json.loads(handler.body or b"{}")
+        with self.store.cond:
+            if path == "/_standin/compact" and handler.method == "POST":
+                out = {"compacted": self.store.compact(body.get("resourceVersion"))}
+            elif path == "/_standin/close-watches" and handler.method == "POST":
+                self.store.close_watches()
+                out = {}
+            elif path == "/_standin/state" and handler.method == "GET":
+                out = {"resourceVersion": self.store.rv, "compacted": self.store.compacted}
+            else:
+                raise ApiError(404, "NotFound", "no such control endpoint", {})
+        handler.send_json(200, out)
