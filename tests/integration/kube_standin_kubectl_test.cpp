@@ -245,6 +245,45 @@ TEST_F(KubectlStandinTest, ServerSideApplyCreatesMergesAndReportsConflictsUnless
   EXPECT_EQ(kube_.Kubectl({"get", "ibu", "-l", "a=b", "-o", "name"}).out, "");
 }
 
+// Nothing in the stand-in knows this kind: the CRD registers it, as on a real cluster.
+TEST_F(KubectlStandinTest, CustomResourceDefinitionRegistersANewNamespacedKind) {
+  const auto crd = Manifest("crd.yaml", R"(apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, singular: widget, shortNames: [wd]}
+  scope: Namespaced
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+)");
+  ASSERT_EQ(ApplyFile(crd).code, 0);
+  const auto established = kube_.Kubectl(
+      {"wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=10s"});
+  ASSERT_EQ(established.code, 0) << established.err;
+  const auto w = Manifest("w.yaml",
+                          "apiVersion: example.com/v1alpha1\nkind: Widget\nmetadata: {name: w1, "
+                          "namespace: kube-public}\nspec: {size: 3}\n");
+  const auto created = CreateFile(w);
+  ASSERT_EQ(created.code, 0) << created.err;
+  const auto table = kube_.Kubectl({"get", "wd", "-A"});
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_EQ(table.out, "NAMESPACE     NAME   SIZE\nkube-public   w1     3\n");
+  EXPECT_NE(kube_.Kubectl({"get", "wd", "w1"}).code, 0) << "w1 is not in namespace default";
+  ASSERT_EQ(kube_.Kubectl({"delete", "crd", "widgets.example.com"}).code, 0);
+  const auto gone = kube_.Kubectl({"get", "widgets.example.com", "-A"});
+  EXPECT_NE(gone.code, 0);
+  EXPECT_NE(gone.err.find("the server doesn't have a resource type"), std::string::npos)
+      << gone.err;
+}
+
 TEST_F(KubectlStandinTest, DeleteRemovesTheObject) {
   CreateIbu();
   const auto del = kube_.Kubectl({"delete", "ibu", "upgrade"});

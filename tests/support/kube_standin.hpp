@@ -173,6 +173,20 @@ class KubeStandin {
     return out;
   }
 
+  // The log's requests at or after `since` (seconds since the epoch, as NowSeconds()), watches
+  // left out unless asked for: the load a client puts on the server besides its watch.
+  std::vector<KubeRequest> RequestsSince(double since, bool with_watches = false) const {
+    std::vector<KubeRequest> out;
+    for (auto& r : Requests()) {
+      if (r.time >= since && (with_watches || !r.watch)) out.push_back(std::move(r));
+    }
+    return out;
+  }
+  static double NowSeconds() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
   // The real kubectl with kubeconfig() (or `kubeconfig`), its discovery cache in our dir.
   CmdResult Kubectl(std::vector<std::string> args, std::filesystem::path kubeconfig = {}) const {
     if (kubeconfig.empty()) kubeconfig = this->kubeconfig();

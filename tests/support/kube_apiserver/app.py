@@ -3,6 +3,7 @@ import json
 import threading
 
 import auth
+import crds
 from errors import ApiError, unauthorized
 from objects import Objects, Request
 from resources import Registry
@@ -18,6 +19,10 @@ class App:
             initial += self.registry.load_file(path)
         self.store = Store(options.data_dir)
         self.objects = Objects(self.registry, self.store)
+        crds.load(self.registry, self.store)
+        self.objects.on_prepare.append(crds.prepare)
+        self.objects.on_commit.append(
+            lambda rt, event, obj: crds.register(self.registry, self.store, rt, event, obj))
         if self.store.rv == 1:  # a fresh store: the objects every cluster starts with
             self._seed(initial)
         self.auth = auth.Authenticator(options.tokens)

@@ -51,6 +51,7 @@ def check_namespace(req, obj):
 class Objects:
     def __init__(self, registry, store):
         self.registry, self.store = registry, store
+        self.on_prepare = []  # callbacks (rt, obj) before an object is stored; may raise
         self.on_commit = []  # callbacks (rt, event, obj) run under the store lock
 
     def _commit(self, req, name, obj, event):
@@ -88,6 +89,8 @@ class Objects:
         meta["creationTimestamp"] = md.now()
         if rt.generation:
             meta["generation"] = 1
+        for cb in self.on_prepare:
+            cb(rt, obj)
         if operation == "Apply":
             fields = object_fields(obj, rt.status_subresource)
             md.write_managers(obj, md.own([], req.manager, "Apply", "", rt.api_version, fields))
@@ -131,6 +134,8 @@ class Objects:
                 result["metadata"][k] = old["metadata"][k]
             else:
                 result["metadata"].pop(k, None)
+        for cb in self.on_prepare:
+            cb(rt, result)
         if rt.generation and md.spec_changed(rt, old, result):
             result["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
         if managed is not None:

@@ -60,23 +60,23 @@ class Registry:
         self.types = {}      # (group, version, plural) -> ResourceType
         self.group_versions = {}  # group -> [versions], first is preferred
 
+    # Copy-on-write: request threads read the maps without the store lock.
     def add(self, rt):
-        self.types[(rt.group, rt.version, rt.plural)] = rt
-        versions = self.group_versions.setdefault(rt.group, [])
-        if rt.version not in versions:
-            versions.append(rt.version)
+        types = dict(self.types)
+        types[(rt.group, rt.version, rt.plural)] = rt
+        gvs = {g: list(v) for g, v in self.group_versions.items()}
+        if rt.version not in gvs.setdefault(rt.group, []):
+            gvs[rt.group].append(rt.version)
+        self.types, self.group_versions = types, gvs
 
     def remove_crd(self, crd_name):
-        for k, rt in list(self.types.items()):
-            if rt.from_crd == crd_name:
-                del self.types[k]
-        for g in list(self.group_versions):
-            left = [v for v in self.group_versions[g]
-                    if any(k[0] == g and k[1] == v for k in self.types)]
+        types = {k: rt for k, rt in self.types.items() if rt.from_crd != crd_name}
+        gvs = {}
+        for g, versions in self.group_versions.items():
+            left = [v for v in versions if any(k[0] == g and k[1] == v for k in types)]
             if left:
-                self.group_versions[g] = left
-            else:
-                del self.group_versions[g]
+                gvs[g] = left
+        self.types, self.group_versions = types, gvs
 
     def load_file(self, path):
         """Registers the file's resources; returns its initial objects (for a fresh store)."""
