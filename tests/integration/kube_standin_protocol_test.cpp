@@ -230,6 +230,50 @@ TEST_F(KubeProtocolTest, RestartKeepsObjectsAndResourceVersions) {
   EXPECT_EQ(kube_.Http("GET", kIbus, "", "", std::nullopt, 5).code, 0);
 }
 
+TEST_F(KubeProtocolTest, RestartThatForgetsHistoryMakesOldWatchesGoneAndFutureOnesTooLarge) {
+  const json a = Create(kIbus, Ibu("Idle"));
+  MergePatch(kIbus + "/upgrade", {{"spec", {{"stage", "Prep"}}}});
+  kube_.Restart(/*forget_history=*/true);
+  auto ev =
+      Events(kube_.Http("GET", kIbus + "?watch=1&timeoutSeconds=1&resourceVersion=" + Rv(a)).body);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["object"]["code"], 410);
+  const std::string now = Get(kIbus)["metadata"]["resourceVersion"];
+  EXPECT_EQ(kube_.Http("GET", kIbus + "?watch=1&timeoutSeconds=1&resourceVersion=" + now).body, "");
+  const std::string future = std::to_string(std::stol(now) + 100);
+  ev =
+      Events(kube_.Http("GET", kIbus + "?watch=1&timeoutSeconds=1&resourceVersion=" + future).body);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["type"], "ERROR");
+  EXPECT_EQ(ev[0]["object"]["code"], 504);
+  EXPECT_EQ(ev[0]["object"]["message"],
+            "Too large resource version: " + future + ", current: " + now);
+}
+
+TEST_F(KubeProtocolTest, ApplyNeedsAFieldManagerAndTakesYaml) {
+  const std::string yaml =
+      "apiVersion: lca.openshift.io/v1\nkind: ImageBasedUpgrade\nmetadata:\n  name: upgrade\n"
+      "spec:\n  stage: Idle\n";
+  const auto none = kube_.Http("PATCH", kIbus + "/upgrade", yaml, "application/apply-patch+yaml");
+  EXPECT_EQ(none.code, 422) << none.body;
+  const auto created = kube_.Http("PATCH", kIbus + "/upgrade?fieldManager=agent", yaml,
+                                  "application/apply-patch+yaml");
+  EXPECT_EQ(created.code, 201) << created.body;
+  EXPECT_EQ(created.Json()["metadata"]["managedFields"][0]["operation"], "Apply");
+  const auto again = kube_.Http("PATCH", kIbus + "/upgrade?fieldManager=agent",
+                                std::string(yaml).replace(yaml.find("Idle"), 4, "Prep"),
+                                "application/apply-patch+yaml");
+  EXPECT_EQ(again.code, 200) << again.body;
+  EXPECT_EQ(again.Json()["spec"]["stage"], "Prep");
+  // Create refuses a resourceVersion; apply takes it as a precondition.
+  json with_rv = Ibu("Idle");
+  with_rv["metadata"]["name"] = "other";
+  with_rv["metadata"]["resourceVersion"] = "5";
+  const auto bad = kube_.Http("POST", kIbus, with_rv.dump());
+  EXPECT_EQ(bad.code, 400);
+  EXPECT_EQ(bad.Json()["message"], "resourceVersion should not be set on objects to be created");
+}
+
 TEST_F(KubeProtocolTest, NamespacedObjectsSelectorsAndMissingNamespace) {
   auto cm = [](const std::string& name, const std::string& app) {
     return json{{"apiVersion", "v1"},

@@ -96,12 +96,16 @@ class KubeStandin {
   const TestCa& ca() const { return ca_; }
   bool running() const { return proc_ != nullptr; }
 
-  // Starts the stand-in on port() (again after Stop: same data, same resourceVersions).
-  void Start() {
+  // Starts the stand-in on port() (again after Stop: same data, same resourceVersions). With
+  // forget_history it starts as a restarted API server's watch cache does: a watch from a
+  // resourceVersion older than now gets 410 Gone.
+  void Start(bool forget_history = false) {
     if (proc_) return;
     std::filesystem::remove(dir_ / "ready");
+    auto argv = Argv();
+    if (forget_history) argv.push_back("--compact-at-start");
     proc_ = std::make_unique<ChildProcess>();
-    proc_->Start(Argv(), {}, server_log().string());
+    proc_->Start(argv, {}, server_log().string());
     WaitReady();
   }
 
@@ -115,9 +119,9 @@ class KubeStandin {
     }
     proc_.reset();
   }
-  void Restart() {
+  void Restart(bool forget_history = false) {
     Stop();
-    Start();
+    Start(forget_history);
   }
 
   // A new token for `user`; every token may do everything until Deny()/RevokeToken().

@@ -25,6 +25,9 @@ class App:
             lambda rt, event, obj: crds.register(self.registry, self.store, rt, event, obj))
         if self.store.rv == 1:  # a fresh store: the objects every cluster starts with
             self._seed(initial)
+        if options.compact_at_start:
+            with self.store.cond:
+                self.store.compact()
         self.auth = auth.Authenticator(options.tokens)
         self.log_lock = threading.Lock()
         self.log_file = open(options.request_log, "a") if options.request_log else None

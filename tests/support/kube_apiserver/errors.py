@@ -54,6 +54,13 @@ def gone(message):
     return ApiError(410, "Expired", message)
 
 
+def too_large(rv, current):
+    return ApiError(504, "Timeout", "Too large resource version: %d, current: %d" % (rv, current),
+                    {"causes": [{"reason": "ResourceVersionTooLarge",
+                                 "message": "Too large resource version"}],
+                     "retryAfterSeconds": 1})
+
+
 def bad_request(message):
     return ApiError(400, "BadRequest", message)
 

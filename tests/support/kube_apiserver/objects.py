@@ -71,6 +71,8 @@ class Objects:
         obj = copy.deepcopy(body)
         check_type(rt, obj)
         meta = obj["metadata"]
+        if meta.get("resourceVersion"):
+            raise bad_request("resourceVersion should not be set on objects to be created")
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = md.generate_name(meta["generateName"])
         md.validate_name(rt, meta.get("name"))
@@ -83,7 +85,7 @@ class Objects:
             obj.pop("status", None)
         obj = merge_patch(rt.defaults, obj) if rt.defaults else obj
         meta = obj["metadata"]
-        for k in ("resourceVersion", "deletionTimestamp", "managedFields", "selfLink"):
+        for k in ("deletionTimestamp", "managedFields", "selfLink"):
             meta.pop(k, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = md.now()
