@@ -171,6 +171,29 @@ TEST_F(KubeProtocolTest, WatchReplaysAddedModifiedDeletedAfterAResourceVersion) 
   const auto fresh = Events(kube_.Http("GET", kIbus + "?watch=1&timeoutSeconds=1").body);
   ASSERT_EQ(fresh.size(), 1u);
   EXPECT_EQ(fresh[0]["type"], "ADDED");
+  // A watch-list (sendInitialEvents) marks the end of the initial objects with a bookmark.
+  const auto wl =
+      Events(kube_
+                 .Http("GET", kIbus + "?watch=1&timeoutSeconds=1&sendInitialEvents=true&"
+                                      "allowWatchBookmarks=true&"
+                                      "resourceVersionMatch=NotOlderThan")
+                 .body);
+  ASSERT_GE(wl.size(), 2u);
+  EXPECT_EQ(wl[0]["type"], "ADDED");
+  EXPECT_EQ(wl[1]["type"], "BOOKMARK");
+  EXPECT_EQ(wl[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+  // A selector narrows the stream; an object leaving it is DELETED for that watcher.
+  const std::string rv = Get(kIbus)["metadata"]["resourceVersion"];
+  MergePatch(kIbus + "/upgrade", {{"metadata", {{"labels", {{"pick", "me"}}}}}});
+  MergePatch(kIbus + "/upgrade", {{"metadata", {{"labels", {{"pick", "other"}}}}}});
+  const auto sel = Events(
+      kube_
+          .Http("GET",
+                kIbus + "?watch=1&timeoutSeconds=1&labelSelector=pick%3Dme&resourceVersion=" + rv)
+          .body);
+  ASSERT_EQ(sel.size(), 2u);
+  EXPECT_EQ(sel[0]["type"], "ADDED");
+  EXPECT_EQ(sel[1]["type"], "DELETED");
 }
 
 TEST_F(KubeProtocolTest, IdleWatchGetsBookmarksOnlyWhenItAsks) {
@@ -317,6 +340,23 @@ TEST_F(KubeProtocolTest, JsonPatchAndUnsupportedMediaType) {
       kube_.Http("PATCH", kIbus + "/upgrade", "{}", "application/strategic-merge-patch+json");
   EXPECT_EQ(smp.code, 415);
   EXPECT_EQ(smp.Json()["reason"], "UnsupportedMediaType");
+}
+
+TEST_F(KubeProtocolTest, InjectedFaultsAnswerTheNextMatchingRequestsOnly) {
+  kube_.InjectFault(503, 2, kIbus, "GET");
+  EXPECT_EQ(kube_.Http("GET", kCms).code, 200);  // another path
+  const auto first = kube_.Http("GET", kIbus);
+  EXPECT_EQ(first.code, 503);
+  EXPECT_EQ(first.Json()["reason"], "ServiceUnavailable");
+  EXPECT_EQ(kube_.Http("GET", kIbus).code, 503);
+  EXPECT_EQ(kube_.Http("GET", kIbus).code, 200);
+  kube_.InjectFault(429, 1);
+  const auto limited = kube_.Http("GET", kIbus);
+  EXPECT_EQ(limited.code, 429);
+  EXPECT_EQ(limited.Json()["details"]["retryAfterSeconds"], 1);
+  kube_.InjectFault(0, 1);
+  EXPECT_EQ(kube_.Http("GET", kIbus).code, 0);  // no answer at all
+  EXPECT_EQ(kube_.Http("GET", kIbus).code, 200);
 }
 
 TEST_F(KubeProtocolTest, AuthStatusesAndTheRequestLog) {

@@ -158,6 +158,15 @@ class KubeStandin {
                            rv > 0 ? nlohmann::json{{"resourceVersion", rv}}.dump() : "{}");
     return r.Json().at("compacted").get<long>();
   }
+  // The next `count` requests whose path starts with `path_prefix` (and whose method is
+  // `method`, if given) get HTTP `code` with the API server's Status for it (429 with
+  // Retry-After: 1, 500, 503, 504); code 0 drops the connection without an answer.
+  void InjectFault(int code, int count, const std::string& path_prefix = "",
+                   const std::string& method = "") {
+    nlohmann::json f = {{"code", code}, {"count", count}, {"path", path_prefix}};
+    if (!method.empty()) f["method"] = method;
+    Control("POST", "/_standin/faults", f.dump());
+  }
   // Ends every open watch (with a final BOOKMARK where bookmarks were asked for).
   void CloseWatches() { Control("POST", "/_standin/close-watches", "{}"); }
   long ResourceVersion() const {

@@ -106,3 +106,18 @@ def forbidden_path(user, verb, path):
 
 def not_found_path():
     return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+INJECTED = {
+    429: ("TooManyRequests", "Too many requests, please try again later."),
+    500: ("InternalError", "Internal error occurred: injected by the test"),
+    503: ("ServiceUnavailable", "the server is currently unable to handle the request"),
+    504: ("Timeout", "the server was unable to return a response in the time allotted, but may "
+          "still be processing the request"),
+}
+
+
+def injected(code):
+    reason, message = INJECTED.get(code, ("InternalError", "injected error %d" % code))
+    details = {"retryAfterSeconds": 1} if code == 429 else {}
+    return ApiError(code, reason, message, details)

@@ -9,7 +9,8 @@ import listing
 import openapi
 import routes
 import tables
-from errors import ApiError, forbidden, method_not_allowed, not_found_path, unauthorized
+from errors import (ApiError, forbidden, injected, method_not_allowed, not_found_path,
+                    unauthorized)
 from objects import Request, decode_json
 from watch import Watch, encode
 
@@ -52,11 +53,15 @@ class Handler(BaseHTTPRequestHandler):
         self.url = url
         self.method = method
         self.identity = None
+        self.extra_headers = []
         length = int(self.headers.get("Content-Length") or 0)
         self.body = self.rfile.read(length) if length else b""
         try:
             if url.path.startswith("/_standin/"):
                 return self.app.admin(self, url.path)
+            fault = self.app.take_fault(method, url.path)
+            if fault is not None:
+                return self._fail(fault["code"])
             self.identity = self.app.auth.identify(self.headers.get("Authorization"),
                                                    self._cert_user())
             if self.identity is None:
@@ -66,6 +71,16 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(e.code, e.status())
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _fail(self, code):
+        if code == 0:  # as if the network dropped the connection
+            self._log(0)
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if code == 429:
+            self.extra_headers = [("Retry-After", "1")]
+        raise injected(code)
 
     def _cert_user(self):
         try:
@@ -252,6 +267,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-cache, private")
+        for k, v in getattr(self, "extra_headers", []):
+            self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
         self._log(code)
