@@ -284,6 +284,77 @@ spec:
       << gone.err;
 }
 
+// A CRD's schema: unknown fields pruned (an error under kubectl's strict validation, a warning
+// otherwise), enum, minimum and type enforced with the API server's messages.
+TEST_F(KubectlStandinTest, CustomResourceSchemaPrunesUnknownFieldsAndValidates) {
+  const auto crd = Manifest("crd.yaml", R"(apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.org}
+spec:
+  group: example.org
+  names: {kind: Gadget, plural: gadgets, singular: gadget}
+  scope: Cluster
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [color]
+            properties:
+              color: {type: string, enum: [red, blue]}
+              size: {type: integer, minimum: 0}
+          status:
+            type: object
+            properties: {note: {type: string}}
+)");
+  ASSERT_EQ(ApplyFile(crd).code, 0);
+  const auto bad = CreateFile(Manifest(
+      "bad.yaml",
+      "apiVersion: example.org/v1\nkind: Gadget\nmetadata: {name: g}\nspec: {color: green, "
+      "size: -1}\n"));
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("spec.color: Unsupported value: \"green\": supported values: \"red\", "
+                         "\"blue\""),
+            std::string::npos)
+      << bad.err;
+  EXPECT_NE(bad.err.find("spec.size: Invalid value: -1: spec.size in body should be greater "
+                         "than or equal to 0"),
+            std::string::npos)
+      << bad.err;
+  const auto extra = Manifest("extra.yaml",
+                              "apiVersion: example.org/v1\nkind: Gadget\nmetadata: {name: g}\n"
+                              "spec: {color: red, bogus: 1}\n");
+  if (minor_ >= 27) {
+    const auto strict = CreateFile(extra);
+    EXPECT_NE(strict.code, 0);
+    EXPECT_NE(strict.err.find("strict decoding error: unknown field \"spec.bogus\""),
+              std::string::npos)
+        << strict.err;
+  }
+  ASSERT_EQ(kube_.Kubectl({"create", "--validate=false", "-f", extra.string()}).code, 0);
+  EXPECT_EQ(kube_.Kubectl({"get", "gadget", "g", "-o", "jsonpath={.spec}"}).out,
+            R"({"color":"red"})");
+  const auto st = kube_.Kubectl({"patch", "gadget", "g", "--subresource=status", "--type=merge",
+                                 "-p", R"({"status":{"note":"n","other":1}})"});
+  ASSERT_EQ(st.code, 0) << st.err;
+  EXPECT_NE(st.err.find("Warning: unknown field \"status.other\""), std::string::npos) << st.err;
+  EXPECT_EQ(kube_.Kubectl({"get", "gadget", "g", "-o", "jsonpath={.status}"}).out,
+            R"({"note":"n"})");
+  const auto type =
+      kube_.Kubectl({"patch", "gadget", "g", "--type=merge", "-p", R"({"spec":{"size":"x"}})"});
+  EXPECT_NE(type.code, 0);
+  EXPECT_NE(type.err.find("spec.size: Invalid value: \"string\": spec.size in body must be of "
+                          "type integer: \"string\""),
+            std::string::npos)
+      << type.err;
+}
+
 TEST_F(KubectlStandinTest, DeleteRemovesTheObject) {
   CreateIbu();
   const auto del = kube_.Kubectl({"delete", "ibu", "upgrade"});

@@ -214,8 +214,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _mutate(self, t, fn, code):
         req = self._request(t)
-        with self.app.store.cond:
-            result = fn(req)
+        try:
+            with self.app.store.cond:
+                result = fn(req)
+        finally:
+            self.extra_headers += [("Warning", '299 - "%s"' % w.replace('"', '\\"'))
+                                   for w in req.warnings]
         created = False
         if isinstance(result, tuple):
             result, created = result

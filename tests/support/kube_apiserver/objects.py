@@ -6,6 +6,7 @@ import uuid
 
 import apply
 import metadata as md
+import schema
 from errors import (ApiError, already_exists, bad_request, conflict, invalid, not_found,
                     unsupported_media)
 from patches import json_patch, merge_patch, object_fields, strip_directives
@@ -21,6 +22,7 @@ class Request:
         self.rt, self.ns, self.name, self.sub = rt, ns, name, sub
         self.query, self.manager, self.dry_run = query, manager, dry_run
         self.manager_explicit = manager_explicit
+        self.warnings = []  # Warning headers for the response
 
 
 def check_type(rt, obj):
@@ -91,6 +93,7 @@ class Objects:
         meta["creationTimestamp"] = md.now()
         if rt.generation:
             meta["generation"] = 1
+        self._apply_schema(req, obj)
         for cb in self.on_prepare:
             cb(rt, obj)
         if operation == "Apply":
@@ -99,6 +102,21 @@ class Objects:
         else:
             md.record_update(rt, None, obj, req.manager, "")
         return self._commit(req, meta["name"], obj, "ADDED")
+
+    @staticmethod
+    def _apply_schema(req, obj):
+        """Prunes and validates obj against the CRD schema, if its kind came with one."""
+        if not req.rt.schema:
+            return
+        unknown, errors = schema.check(req.rt.schema, obj)
+        mode = req.query.get("fieldValidation", ["Warn"])[0]
+        if unknown and mode == "Strict":
+            raise bad_request("strict decoding error: " +
+                              ", ".join('unknown field "%s"' % u for u in unknown))
+        if mode != "Ignore":
+            req.warnings += ['unknown field "%s"' % u for u in unknown]
+        if errors:
+            raise invalid(req.rt, obj["metadata"].get("name", ""), errors)
 
     def current(self, req):
         old = self.store.get(req.rt.key, req.ns or "", req.name)
@@ -136,6 +154,7 @@ class Objects:
                 result["metadata"][k] = old["metadata"][k]
             else:
                 result["metadata"].pop(k, None)
+        self._apply_schema(req, result)
         for cb in self.on_prepare:
             cb(rt, result)
         if rt.generation and md.spec_changed(rt, old, result):

@@ -30,6 +30,7 @@ class ResourceType:
         self.printer_columns = spec.get("printerColumns", [])
         self.defaults = spec.get("defaults", {})
         self.from_crd = spec.get("fromCRD")
+        self.schema = spec.get("schema")  # a CRD version's openAPIV3Schema
 
     @property
     def api_version(self):
@@ -158,5 +159,6 @@ def types_from_crd(crd):
             "shortNames": names.get("shortNames", []), "categories": names.get("categories", []),
             "namespaced": spec.get("scope") == "Namespaced",
             "subresources": {"status": "status" in (ver.get("subresources") or {})},
-            "printerColumns": columns, "fromCRD": crd["metadata"]["name"]}))
+            "printerColumns": columns, "fromCRD": crd["metadata"]["name"],
+            "schema": (ver.get("schema") or {}).get("openAPIV3Schema")}))
     return out
