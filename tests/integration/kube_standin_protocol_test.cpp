@@ -230,6 +230,12 @@ TEST_F(KubeProtocolTest, CompactionMakesOldResourceVersionsGone) {
   const auto list =
       kube_.Http("GET", kIbus + "?resourceVersionMatch=Exact&resourceVersion=" + Rv(a));
   EXPECT_EQ(list.code, 410);
+  // The compaction survives a restart.
+  kube_.Restart();
+  const auto after = Events(
+      kube_.Http("GET", kIbus + "?watch=true&timeoutSeconds=1&resourceVersion=" + Rv(a)).body);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0]["object"]["code"], 410);
   // From the compacted revision on, watching works.
   const auto ok = kube_.Http(
       "GET", kIbus + "?watch=true&timeoutSeconds=1&resourceVersion=" + std::to_string(compacted));

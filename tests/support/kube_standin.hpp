@@ -21,7 +21,6 @@
 #include <vector>
 
 #include "tests/support/child_process.hpp"
-#include "tests/support/free_port.hpp"
 #include "tests/support/kube_certs.hpp"
 #include "tests/support/run_cmd.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -65,8 +64,7 @@ inline std::string RandomToken() {
 
 class KubeStandin {
  public:
-  explicit KubeStandin(KubeStandinOptions opts = {})
-      : opts_(std::move(opts)), ca_(dir_ / "pki"), port_(FreePort()) {
+  explicit KubeStandin(KubeStandinOptions opts = {}) : opts_(std::move(opts)), ca_(dir_ / "pki") {
     server_cert_ = ca_.IssueServer();
     if (opts_.client_certs) client_cert_ = ca_.IssueClient("lca-agent", "lca");
     token_ = AddToken("system:serviceaccount:openshift-lifecycle-agent:lifecycle-agent");
@@ -75,9 +73,9 @@ class KubeStandin {
     WriteTokens();
     std::filesystem::create_directories(dir_ / "data");
     std::filesystem::create_directories(dir_ / "home");
+    Start();  // the first start binds a port the kernel picks; restarts reuse it
     WriteKubeconfig(kubeconfig(), token_);
     if (opts_.client_certs) WriteKubeconfig(kubeconfig_cert(), "");
-    Start();
   }
   ~KubeStandin() { Stop(); }
   KubeStandin(const KubeStandin&) = delete;
@@ -283,7 +281,7 @@ class KubeStandin {
 
   void WaitReady() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!std::filesystem::exists(dir_ / "ready")) {
+    while (!ReadPort()) {
       if (const auto st = proc_->Wait(std::chrono::milliseconds(0)); st) {
         proc_.reset();
         throw std::runtime_error("kube stand-in exited at start: " + ReadLog());
@@ -293,6 +291,15 @@ class KubeStandin {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+  }
+
+  // The ready file holds the port once the server listens.
+  bool ReadPort() {
+    std::ifstream in(dir_ / "ready");
+    int port = 0;
+    if (!(in >> port) || port <= 0) return false;
+    port_ = static_cast<uint16_t>(port);
+    return true;
   }
 
   std::string ReadLog() const {
@@ -343,7 +350,7 @@ class KubeStandin {
   KubeStandinOptions opts_;
   TempDir dir_{"lca-kube"};
   TestCa ca_;
-  uint16_t port_;
+  uint16_t port_ = 0;  // 0 until the first start
   KeyPair server_cert_, client_cert_;
   std::string token_, admin_token_;
   nlohmann::json tokens_ = {{"tokens", nlohmann::json::object()}};
