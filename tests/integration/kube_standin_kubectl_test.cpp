@@ -355,6 +355,35 @@ spec:
       << type.err;
 }
 
+// kubectl describe finds an object's Events with an involvedObject field selector.
+TEST_F(KubectlStandinTest, DescribeShowsTheEventsAboutTheObject) {
+  CreateIbu();
+  const std::string uid =
+      kube_.Kubectl({"get", "ibu", "upgrade", "-o", "jsonpath={.metadata.uid}"}).out;
+  ASSERT_FALSE(uid.empty());
+  const nlohmann::json ev = {{"apiVersion", "v1"},
+                             {"kind", "Event"},
+                             {"metadata", {{"name", "upgrade.prep"}, {"namespace", "default"}}},
+                             {"involvedObject",
+                              {{"apiVersion", "lca.openshift.io/v1"},
+                               {"kind", "ImageBasedUpgrade"},
+                               {"name", "upgrade"},
+                               {"uid", uid}}},
+                             {"reason", "Prep"},
+                             {"message", "Prep stage started"},
+                             {"type", "Normal"},
+                             {"source", {{"component", "lifecycle-agent"}}},
+                             {"count", 1}};
+  const auto created = CreateFile(Manifest("ev.json", ev.dump()));
+  ASSERT_EQ(created.code, 0) << created.err;
+  const auto d = kube_.Kubectl({"describe", "ibu", "upgrade"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_NE(d.out.find("lifecycle-agent  Prep stage started"), std::string::npos) << d.out;
+  const auto list = kube_.Kubectl(
+      {"get", "events", "--field-selector", "involvedObject.kind=ImageBasedUpgrade", "-o", "name"});
+  EXPECT_EQ(list.out, "event/upgrade.prep\n") << list.err;
+}
+
 TEST_F(KubectlStandinTest, DeleteRemovesTheObject) {
   CreateIbu();
   const auto del = kube_.Kubectl({"delete", "ibu", "upgrade"});

@@ -36,7 +36,8 @@ def _details(rt, name, kind=None):
 
 
 def not_found(rt, name):
-    return ApiError(404, "NotFound", '%s "%s" not found' % (qualified(rt), name), _details(rt, name))
+    return ApiError(404, "NotFound", '%s "%s" not found' % (qualified(rt), name),
+                    _details(rt, name))
 
 
 def already_exists(rt, name):

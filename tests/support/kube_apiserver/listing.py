@@ -20,7 +20,7 @@ def _param(query, name):
 
 def matcher(t, query):
     labels = sel.parse_labels(_param(query, "labelSelector"))
-    fields = sel.parse_fields(_param(query, "fieldSelector"))
+    fields = sel.parse_fields(_param(query, "fieldSelector"), t.rt.field_selectors)
     return lambda o: labels(o["metadata"].get("labels")) and fields(o)
 
 

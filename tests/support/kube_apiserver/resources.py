@@ -31,6 +31,8 @@ class ResourceType:
         self.defaults = spec.get("defaults", {})
         self.from_crd = spec.get("fromCRD")
         self.schema = spec.get("schema")  # a CRD version's openAPIV3Schema
+        # dotted paths a fieldSelector may name besides metadata.name/namespace
+        self.field_selectors = tuple(spec.get("fieldSelectors", []))
 
     @property
     def api_version(self):
@@ -160,5 +162,7 @@ def types_from_crd(crd):
             "namespaced": spec.get("scope") == "Namespaced",
             "subresources": {"status": "status" in (ver.get("subresources") or {})},
             "printerColumns": columns, "fromCRD": crd["metadata"]["name"],
-            "schema": (ver.get("schema") or {}).get("openAPIV3Schema")}))
+            "schema": (ver.get("schema") or {}).get("openAPIV3Schema"),
+            "fieldSelectors": [f.get("jsonPath", "").lstrip(".")
+                               for f in ver.get("selectableFields", [])]}))
     return out

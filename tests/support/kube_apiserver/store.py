@@ -2,8 +2,9 @@
 
 Every mutation bumps one global counter (as etcd's revision does) and is appended to the
 history; a compaction drops history up to a revision, so a watch or list from an older
-resourceVersion gets 410 Gone. With a data dir every mutation is appended to a journal (JSON lines) that a restarted server replays, so it keeps its
-objects, resourceVersions, watch history and compaction point.
+resourceVersion gets 410 Gone. With a data dir every mutation is appended to a journal (JSON
+lines) that a restarted server replays, so it keeps its objects, resourceVersions, watch history
+and compaction point.
 """
 import copy
 import json
