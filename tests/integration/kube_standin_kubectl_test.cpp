@@ -384,8 +384,12 @@ TEST_F(KubectlStandinTest, DescribeShowsTheEventsAboutTheObject) {
   EXPECT_EQ(list.out, "event/upgrade.prep\n") << list.err;
 }
 
-TEST_F(KubectlStandinTest, DeleteRemovesTheObject) {
+TEST_F(KubectlStandinTest, DeleteRemovesTheObjectAndEndsAWaitForDelete) {
   CreateIbu();
+  ChildProcess wait;
+  const auto out = files_ / "wait.out";
+  StartKubectl(wait, {"wait", "ibu/upgrade", "--for=delete", "--timeout=60s"}, out);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const auto del = kube_.Kubectl({"delete", "ibu", "upgrade"});
   ASSERT_EQ(del.code, 0) << del.err;
   EXPECT_EQ(del.out, "imagebasedupgrade.lca.openshift.io \"upgrade\" deleted\n");
@@ -394,6 +398,10 @@ TEST_F(KubectlStandinTest, DeleteRemovesTheObject) {
   EXPECT_EQ(get.err,
             "Error from server (NotFound): imagebasedupgrades.lca.openshift.io "
             "\"upgrade\" not found\n");
+  const auto status = wait.Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(status.has_value()) << ReadFile(out);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << ReadFile(out);
+  EXPECT_EQ(ReadFile(out), "imagebasedupgrade.lca.openshift.io/upgrade condition met\n");
 }
 
 TEST_F(KubectlStandinTest, RevokedTokenIsUnauthorizedAndADeniedVerbForbidden) {

@@ -303,6 +303,32 @@ TEST_F(KubeProtocolTest, ApplyNeedsAFieldManagerAndTakesYaml) {
   EXPECT_EQ(bad.Json()["message"], "resourceVersion should not be set on objects to be created");
 }
 
+// Applying a CRD for a kind the resource files already define (the IBU) gives it the CRD's
+// schema; deleting the CRD takes its objects and brings the plain kind back.
+TEST_F(KubeProtocolTest, CrdForAConfiguredKindTakesOverUntilDeleted) {
+  const json crd = json::parse(R"({"apiVersion":"apiextensions.k8s.io/v1",
+    "kind":"CustomResourceDefinition","metadata":{"name":"imagebasedupgrades.lca.openshift.io"},
+    "spec":{"group":"lca.openshift.io","scope":"Cluster",
+      "names":{"kind":"ImageBasedUpgrade","plural":"imagebasedupgrades","singular":"imagebasedupgrade",
+               "shortNames":["ibu"]},
+      "versions":[{"name":"v1","served":true,"storage":true,"subresources":{"status":{}},
+        "schema":{"openAPIV3Schema":{"type":"object","properties":{"spec":{"type":"object",
+          "properties":{"stage":{"type":"string","enum":["Idle","Prep","Upgrade","Rollback"]}}}}}}}]}})");
+  const std::string crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+  const json made = Create(crds, crd);
+  EXPECT_EQ(made["status"]["conditions"][1]["type"], "Established");
+  Create(kIbus, Ibu("Idle"));
+  const auto bad = kube_.Http("PATCH", kIbus + "/upgrade", R"({"spec":{"stage":"Foo"}})",
+                              "application/merge-patch+json");
+  EXPECT_EQ(bad.code, 422);
+  EXPECT_EQ(bad.Json()["message"],
+            "ImageBasedUpgrade.lca.openshift.io \"upgrade\" is invalid: spec.stage: Unsupported "
+            "value: \"Foo\": supported values: \"Idle\", \"Prep\", \"Upgrade\", \"Rollback\"");
+  ASSERT_EQ(kube_.Http("DELETE", crds + "/imagebasedupgrades.lca.openshift.io").code, 200);
+  EXPECT_EQ(kube_.Http("GET", kIbus + "/upgrade").code, 404);
+  Create(kIbus, Ibu("Foo"));  // the resource file's kind has no schema
+}
+
 TEST_F(KubeProtocolTest, NamespacedObjectsSelectorsAndMissingNamespace) {
   auto cm = [](const std::string& name, const std::string& app) {
     return json{{"apiVersion", "v1"},

@@ -1,6 +1,7 @@
 """HTTP/1.1 request handling: authentication, discovery, resource verbs, the request log."""
 import json
 import time
+import traceback
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
 
@@ -71,6 +72,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(e.code, e.status())
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception as e:  # a stand-in bug: answer like the API server, and say so
+            traceback.print_exc()
+            self.send_json(500, ApiError(500, "InternalError", "Internal error occurred: %s: %s"
+                                         % (type(e).__name__, e), {}).status())
 
     def _fail(self, code):
         if code == 0:  # as if the network dropped the connection
