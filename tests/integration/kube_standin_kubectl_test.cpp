@@ -143,6 +143,26 @@ TEST_F(KubectlStandinTest, CreateGetAndMergePatchByShortAndQualifiedNames) {
   EXPECT_EQ(path.out, "Prep");
 }
 
+TEST_F(KubectlStandinTest, LabelAndAnnotateAddAndRemoveWithoutMovingGeneration) {
+  CreateIbu();
+  ASSERT_EQ(kube_.Kubectl({"label", "ibu", "upgrade", "a=b"}).code, 0);
+  const auto ann = kube_.Kubectl({"annotate", "ibu", "upgrade", "lca.openshift.io/x=y"});
+  ASSERT_EQ(ann.code, 0) << ann.err;
+  EXPECT_EQ(ann.out, "imagebasedupgrade.lca.openshift.io/upgrade annotated\n");
+  EXPECT_EQ(
+      kube_
+          .Kubectl({"get", "ibu", "-l", "a=b", "-o",
+                    "jsonpath={.items[0].metadata.annotations}|{.items[0].metadata.generation}"})
+          .out,
+      R"({"lca.openshift.io/x":"y"}|1)");
+  ASSERT_EQ(kube_.Kubectl({"annotate", "ibu", "upgrade", "lca.openshift.io/x-"}).code, 0);
+  ASSERT_EQ(kube_.Kubectl({"label", "ibu", "upgrade", "a-"}).code, 0);
+  const auto meta = nlohmann::json::parse(
+      kube_.Kubectl({"get", "ibu", "upgrade", "-o", "jsonpath={.metadata}"}).out);
+  EXPECT_FALSE(meta.contains("annotations")) << meta.dump();  // omitted when empty
+  EXPECT_FALSE(meta.contains("labels")) << meta.dump();
+}
+
 TEST_F(KubectlStandinTest, StrategicPatchDefaultIsRefusedForCustomResourceLikeARealServer) {
   CreateIbu();
   const auto r = kube_.Kubectl({"patch", "ibu", "upgrade", "-p", R"({"spec":{"stage":"Prep"}})"});

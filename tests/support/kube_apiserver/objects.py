@@ -93,6 +93,7 @@ class Objects:
         meta["creationTimestamp"] = md.now()
         if rt.generation:
             meta["generation"] = 1
+        self._normalize(obj)
         self._apply_schema(req, obj)
         for cb in self.on_prepare:
             cb(rt, obj)
@@ -102,6 +103,14 @@ class Objects:
         else:
             md.record_update(rt, None, obj, req.manager, "")
         return self._commit(req, meta["name"], obj, "ADDED")
+
+    @staticmethod
+    def _normalize(obj):
+        """Empty metadata maps and lists are omitted, as ObjectMeta's JSON form omits them."""
+        meta = obj["metadata"]
+        for k in ("labels", "annotations", "finalizers", "ownerReferences"):
+            if k in meta and not meta[k]:
+                del meta[k]
 
     @staticmethod
     def _apply_schema(req, obj):
@@ -154,6 +163,7 @@ class Objects:
                 result["metadata"][k] = old["metadata"][k]
             else:
                 result["metadata"].pop(k, None)
+        self._normalize(result)
         self._apply_schema(req, result)
         for cb in self.on_prepare:
             cb(rt, result)
