@@ -4,9 +4,10 @@
 // down with the object. See docs/kubernetes-standin.md for what it covers and what it cannot
 // prove. Tests only.
 #include <signal.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
