@@ -397,6 +397,11 @@ TEST_F(KubeProtocolTest, AuthStatusesAndTheRequestLog) {
   EXPECT_EQ(none.Json(), json::parse(R"({"kind":"Status","apiVersion":"v1","metadata":{},
       "status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401})"));
   EXPECT_EQ(kube_.Http("GET", kIbus, "", "", std::string("wrong")).code, 401);
+  // Health and version are public, as for system:public-info-viewer; a bad token is still 401.
+  EXPECT_EQ(kube_.Http("GET", "/readyz", "", "", std::string()).code, 200);
+  EXPECT_EQ(kube_.Http("GET", "/version", "", "", std::string()).Json()["major"], "1");
+  EXPECT_EQ(kube_.Http("GET", "/readyz", "", "", std::string("wrong")).code, 401);
+  EXPECT_EQ(kube_.Http("GET", "/api", "", "", std::string()).code, 401);
   const std::string reader = kube_.AddToken("reader");
   kube_.Deny(reader, {"*"}, {"configmaps"});
   const auto denied = kube_.Http("GET", kCms, "", "", reader);
