@@ -13,24 +13,9 @@
 #include "tests/support/child_process.hpp"
 #include "tests/support/fixture.hpp"
 #include "tests/support/free_port.hpp"
+#include "tests/support/run_cmd.hpp"
 
 namespace lca::test {
-
-struct CmdResult {
-  int code = -1;
-  std::string out, err;
-};
-
-// argv with `env` added; a signal death is 128+signal, as a shell reports it.
-inline CmdResult RunCmd(const std::vector<std::string>& argv,
-                        const std::map<std::string, std::string>& env) {
-  SystemProcessRunner runner;
-  const ProcessResult r = runner.Run(ProcessSpec{.argv = argv,
-                                                 .env = env,
-                                                 .timeout = std::chrono::milliseconds(120000),
-                                                 .stderr_tail_bytes = 1 << 16});
-  return {r.term_signal != 0 ? 128 + r.term_signal : r.exit_code, r.stdout_data, r.stderr_tail};
-}
 
 class EtcdServer {
  public:
