@@ -67,6 +67,11 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
     } else if (key == "precacheBestEffort" || key == "precacheDisabled") {
       if (!v.is_boolean()) throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
       (key == "precacheBestEffort" ? cfg.precache_best_effort : cfg.precache_disabled) = v.get<bool>();
+    } else if (key == "hasProxy") {
+      if (!v.is_boolean()) throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
+      cfg.has_proxy = v.get<bool>();
+    } else if (key == "selinuxfs") {
+      cfg.selinuxfs = str();
     } else if (key == "recoveryBackup") {
       if (!v.is_boolean()) throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
       cfg.recovery_backup = v.get<bool>();
@@ -94,7 +99,7 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
                       "' (known: sysroot, stateDir, socket, socketMode, procCmdline, configDir, "
                       "containersRoot, logLevel, registriesConf, signaturePolicy, runningVersion, "
                       "nodePullSecret, containersRunroot, containersStorageDriver, precacheConcurrency, "
-                      "precacheTimeoutSeconds, precacheBestEffort, precacheDisabled, releaseRegistry, hooksDir, hookTimeoutSeconds, rebootCommand, systemctlCommand, recoveryBackup, recoveryConfig, metricsAddress)");
+                      "precacheTimeoutSeconds, precacheBestEffort, precacheDisabled, releaseRegistry, hooksDir, hookTimeoutSeconds, rebootCommand, systemctlCommand, recoveryBackup, recoveryConfig, metricsAddress, hasProxy, selinuxfs)");
     }
   }
   return cfg;
