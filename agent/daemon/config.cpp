@@ -68,7 +68,9 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
       if (!v.is_boolean()) throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
       (key == "precacheBestEffort" ? cfg.precache_best_effort : cfg.precache_disabled) = v.get<bool>();
     } else if (key == "hasProxy") {
-      if (!v.is_boolean()) throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
+      if (!v.is_boolean()) {
+        throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
+      }
       cfg.has_proxy = v.get<bool>();
     } else if (key == "selinuxfs") {
       cfg.selinuxfs = str();
