@@ -305,6 +305,7 @@ void Ours(Ctx& c) {
   const auto t1 = Clock::now();
   pc::PullOptions o;
   o.authfile = c.authfile;
+  o.tag_check = c.access;
   o.round_trip = inspected.SlowestRoundTrip();
   if (EnvSize("LCA_BENCH_ADAPT", 1) == 0) o.round_trip.reset();
   // Knobs for exploring the design space (docs/benchmarks.md); defaults are the product's.
@@ -326,6 +327,7 @@ void Ours(Ctx& c) {
 void OursRerun(Ctx& c) {
   pc::PullOptions o;
   o.authfile = c.authfile;
+  o.tag_check = c.access;  // as the product: present tag images are checked against the registry
   std::vector<pc::PullItem> items;
   for (const auto& i : c.images) items.push_back(pc::PullItem{i, {}, {}, 0});
   const auto r = pc::PullImages(c.runner, c.podman, items, o, nullptr);
