@@ -275,6 +275,15 @@ TEST_F(RealHostTest, HostWithoutAContainerStoragePartitionIsRefusedBeforeAnythin
   EXPECT_TRUE(Contains(m, "same filesystem as this stateroot's /var")) << m;
   EXPECT_TRUE(Contains(m, "var-lib-containers.mount")) << m;
   EXPECT_FALSE(fs::exists(h.sysroot() / "ostree/lca-prep/oci")) << "nothing was fetched";
+  // Without pre-caching nothing pulled can be lost: a warning, and Prep goes on.
+  Abort(h);
+  h.Stop();
+  h.SetDaemonFlags({"--containers-root",
+                    (h.host().stateroot_var() / "lib/containers/storage").string(),
+                    "--precache-disabled"});
+  h.Start();
+  ASSERT_NO_FATAL_FAILURE(PrepCompletes(h, bed->image));
+  EXPECT_TRUE(Contains(h.DaemonLog(), "(pre-caching is disabled, so Prep goes on)"));
 }
 
 TEST_F(RealHostTest, SeedOfAnotherContainerStorageTargetIsRefused) {
