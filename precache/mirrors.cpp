@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "common/atomic_file.hpp"
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
 #include "precache/image_list.hpp"
@@ -122,6 +123,20 @@ std::string RenderRegistriesConf(const std::vector<MirrorRule>& rules_in,
 std::vector<std::string> MirrorSources(const std::vector<MirrorRule>& rules) {
   std::vector<std::string> out;
   for (const auto& r : rules) out.push_back(r.source);
+  return out;
+}
+
+std::vector<std::string> MirrorSourcesInDir(const std::filesystem::path& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string ext = e.path().extension().string();
+    if (ext != ".yaml" && ext != ".yml" && ext != ".json") continue;
+    for (auto& src : MirrorSources(ParseMirrorManifests(ReadFile(e.path()), e.path().string()))) {
+      out.push_back(std::move(src));
+    }
+  }
   return out;
 }
 

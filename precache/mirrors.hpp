@@ -4,6 +4,7 @@
 // /etc/containers/registries.conf on a node (seed 002: mirror-by-digest-only, one
 // [[registry.mirror]] per mirror in order). podman and skopeo then try each mirror in order and
 // the source last (unless an IDMS says NeverContactSource), for seed and pre-cache pulls alike.
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,5 +35,9 @@ std::string RenderRegistriesConf(const std::vector<MirrorRule>& rules,
 
 // The sources, for the seed release-registry override (reference-lca §4.1).
 std::vector<std::string> MirrorSources(const std::vector<MirrorRule>& rules);
+
+// The sources of every ICSP/IDMS manifest (*.yaml, *.yml, *.json) in `dir`, the cluster's
+// mirror objects in the embedded default (<config-dir>/mirrors); none when `dir` is absent.
+std::vector<std::string> MirrorSourcesInDir(const std::filesystem::path& dir);
 
 }  // namespace lca::precache

@@ -1,5 +1,6 @@
 #include "precache/podman.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 #include "common/error.hpp"
@@ -104,6 +105,24 @@ bool LocalImages::Contains(std::string_view ref_in) const {
     return repo_digests_.count(repo + std::string(ref_in.substr(at))) > 0;
   }
   return names_.count(NormalizeReference(ref_in)) > 0;
+}
+
+std::vector<std::string> LocalImages::DigestsOf(std::string_view tag_ref) const {
+  const std::string name = NormalizeReference(tag_ref);
+  const std::string repo = SplitTag(name).first;
+  std::vector<std::string> out;
+  for (const auto& img : images_) {
+    const bool named = std::any_of(img.names.begin(), img.names.end(), [&](const std::string& n) {
+      return NormalizeReference(n) == name;
+    });
+    if (!named) continue;
+    out.insert(out.end(), img.digests.begin(), img.digests.end());
+    for (const auto& rd : img.repo_digests) {
+      const auto at = rd.find('@');
+      if (at != std::string::npos && rd.substr(0, at) == repo) out.push_back(rd.substr(at + 1));
+    }
+  }
+  return out;
 }
 
 std::vector<LocalImage> ParseLocalImages(std::string_view json_text) {

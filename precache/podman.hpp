@@ -69,6 +69,9 @@ class LocalImages {
   // when an image carries that name ("repo" without a tag means ":latest"). Short names
   // (no registry) are never "present": podman would resolve them through search registries.
   bool Contains(std::string_view ref) const;
+  // Every manifest digest ("sha256:…") of the images named `tag_ref` (Digest and the digests
+  // of their RepoDigests in the same repository); empty when none has that name.
+  std::vector<std::string> DigestsOf(std::string_view tag_ref) const;
   const std::vector<LocalImage>& images() const { return images_; }
 
  private:

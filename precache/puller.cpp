@@ -11,6 +11,7 @@
 
 #include "common/error.hpp"
 #include "common/failpoint.hpp"
+#include "precache/stale_tags.hpp"
 
 namespace lca::precache {
 namespace {
@@ -89,11 +90,17 @@ PullResult PullImages(ProcessRunner& runner, const PodmanConfig& podman,
   PullResult result;
   // 1. What is already here: one listing, no registry round trip.
   const LocalImages local = ListLocalImages(runner, podman);
+  std::set<std::string> stale;
+  if (opts.tag_check) {
+    std::vector<std::string> refs;
+    for (const auto& it : items) refs.push_back(it.image);
+    stale = FindStaleTags(local, refs, *opts.tag_check);
+  }
   std::vector<Task> tasks;
   std::set<std::string> seen;
   for (size_t i = 0; i < items.size(); ++i) {
     if (!seen.insert(items[i].image).second) continue;
-    if (local.Contains(items[i].image)) {
+    if (local.Contains(items[i].image) && !stale.contains(items[i].image)) {
       result.skipped.push_back(items[i].image);
       if (recorder != nullptr) recorder->RecordPulled();
       continue;

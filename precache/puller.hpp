@@ -29,6 +29,7 @@
 #include "common/process.hpp"
 #include "precache/podman.hpp"
 #include "precache/progress.hpp"
+#include "stateroot/seed_image.hpp"
 
 namespace lca::precache {
 
@@ -52,6 +53,9 @@ struct PullOptions {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   bool best_effort = false;  // failures are reported but the run is ok()
   std::optional<std::filesystem::path> authfile;
+  // Set: a present image referenced by tag is skipped only when its local digest is the
+  // registry's (stale_tags.hpp, one manifest GET each); unset: present is enough.
+  std::optional<stateroot::RegistryAccess> tag_check;
   // A shared layer at least this big makes later images wait for the first one holding it.
   uint64_t primer_min_layer_bytes = 256 * 1024;
   // The registries' measured round trip (the slowest registry's fastest manifest read, from the

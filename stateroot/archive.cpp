@@ -515,10 +515,13 @@ TarEntryType TypeOf(archive_entry* e) {
   }
 }
 
-// Logs the first few metadata warnings of an extraction and counts all of them.
+// Logs the first few metadata warnings of an extraction and counts all of them. With
+// `xattrs_fatal` (SELinux enabled on the host) an extended attribute that could not be written
+// is an error instead.
 class Warnings {
  public:
-  Warnings(const std::string& label, ExtractStats& stats) : label_(label), stats_(stats) {}
+  Warnings(const std::string& label, ExtractStats& stats, bool xattrs_fatal = false)
+      : label_(label), stats_(stats), xattrs_fatal_(xattrs_fatal) {}
   ~Warnings() {
     if (stats_.warnings > kMaxLoggedWarnings) {
       spdlog::warn("{}: {} metadata warnings in all, {} not shown", label_, stats_.warnings,
@@ -529,6 +532,12 @@ class Warnings {
   Warnings& operator=(const Warnings&) = delete;
 
   void Add(std::string_view entry, const std::string& message) {
+    // Both libarchive's and the writer pool's texts say "extended attribute".
+    if (xattrs_fatal_ && message.find("xtended attribute") != std::string::npos) {
+      throw Error(Errc::kIo, label_ + ": entry " + Quote(entry) + ": " + message +
+                                 " (SELinux is enabled on this host: every security label and "
+                                 "extended attribute of the seed must be written)");
+    }
     if (++stats_.warnings <= kMaxLoggedWarnings) {
       spdlog::warn("{}: entry {}: {}", label_, Quote(entry), message);
     }
@@ -537,6 +546,7 @@ class Warnings {
  private:
   const std::string& label_;
   ExtractStats& stats_;
+  bool xattrs_fatal_;
 };
 
 struct WriteDiskDeleter {
@@ -804,7 +814,7 @@ class Extraction {
         root_(root),
         opts_(opts),
         out_(archive_write_disk_new()),
-        warnings_(label_, stats_),
+        warnings_(label_, stats_, opts.xattrs && opts.selinux_enabled),
         dirs_(root, label_),
         pool_(label_, WriterThreads(opts), kMaxInFlight) {
     if (!out_) throw std::bad_alloc();

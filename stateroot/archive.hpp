@@ -103,6 +103,10 @@ struct ExtractOptions {
   // ostree repo (objects/ab/cd….file -> ../../../usr/lib/…). Writing THROUGH a symlink is
   // refused either way, so no option lets an entry land outside `dest`.
   bool allow_escaping_symlinks = false;
+  // A host fact: SELinux is enabled, so an extended attribute that cannot be written (a
+  // security.selinux label among them) fails the extraction instead of being a warning; a
+  // mislabelled release would not boot right.
+  bool selinux_enabled = false;
   // Threads that create the regular files and symlinks (see file_writer_pool.hpp); 0: one per
   // core, at least 2 and at most 4.
   unsigned writer_threads = 0;

@@ -200,6 +200,7 @@ SeedFiles StaterootSetup::ExtractSeed(const Progress& progress) {
   uint64_t written_before = 0;
   uint64_t written = 0;
   ExtractOptions opts;
+  opts.selinux_enabled = selinux_enabled_;
   opts.progress = [&](uint64_t done) {
     written = written_before + done;
     if (progress) progress(written);

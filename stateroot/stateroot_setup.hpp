@@ -66,6 +66,9 @@ class StaterootSetup {
   // <work>/etc (applied after deploy), the small files into <work>/seed. `progress` may throw
   // (cancellation). A missing root file or a corrupted blob is kInvalid.
   SeedFiles ExtractSeed(const Progress& progress);
+  // A host fact: with SELinux enabled, an extended attribute (a security label) that cannot be
+  // written fails the extraction instead of being a warning (ExtractOptions::selinux_enabled).
+  void set_selinux_enabled(bool enabled) { selinux_enabled_ = enabled; }
   SeedFiles LoadSeedFiles() const;
 
   // Imports the seed repo's commits; returns the commit the seed booted (from rpm-ostree.json).
@@ -91,6 +94,7 @@ class StaterootSetup {
   OstreeSysroot& sysroot_;
   std::filesystem::path work_;
   std::string stateroot_;
+  bool selinux_enabled_ = false;
 };
 
 // The scratch dir StaterootSetup uses by default.

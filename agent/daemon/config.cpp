@@ -73,6 +73,13 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
         throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
       (key == "precacheBestEffort" ? cfg.precache_best_effort : cfg.precache_disabled) =
           v.get<bool>();
+    } else if (key == "hasProxy") {
+      if (!v.is_boolean()) {
+        throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
+      }
+      cfg.has_proxy = v.get<bool>();
+    } else if (key == "selinuxfs") {
+      cfg.selinuxfs = str();
     } else if (key == "recoveryBackup") {
       if (!v.is_boolean())
         throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
@@ -106,6 +113,13 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
               "precacheDisabled, releaseRegistry, "
               "hooksDir, hookTimeoutSeconds, rebootCommand, systemctlCommand, recoveryBackup, "
               "recoveryConfig, metricsAddress)");
+    } else if (key == "hasProxy") {
+      if (!v.is_boolean()) {
+        throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
+      }
+      cfg.has_proxy = v.get<bool>();
+    } else if (key == "selinuxfs") {
+      cfg.selinuxfs = str();
     }
   }
   return cfg;

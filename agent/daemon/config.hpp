@@ -29,8 +29,15 @@ struct DaemonConfig {
   std::filesystem::path registries_conf;
   // containers-policy.json for seed copies; empty = the system's.
   std::filesystem::path signature_policy;
-  // The running release; empty = the booted commit's "version" metadata.
+  // The running release; empty = OPENSHIFT_VERSION in the booted deployment's os-release, then
+  // the booted commit's "version" metadata (agent/pivot/node_checks.hpp).
   std::string running_version;
+  // Whether the cluster has a proxy (seed compatibility); unset = the booted deployment's
+  // /etc/mco/proxy.env decides.
+  std::optional<bool> has_proxy;
+  // selinuxfs: SELinux is enabled when <selinuxfs>/enforce exists; then a security label that
+  // cannot be written fails Prep.
+  std::filesystem::path selinuxfs = "/sys/fs/selinux";
   // Used for the seed when spec.seedImageRef.pullSecretRef is absent.
   std::filesystem::path node_pull_secret = "/var/lib/kubelet/config.json";
   // Pre-caching (agent/controller/handlers/precache_phase.hpp): podman's run root and storage

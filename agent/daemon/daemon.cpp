@@ -157,6 +157,10 @@ int RunDaemon(const DaemonConfig& cfg) {
   if (!cfg.registries_conf.empty()) prep.registries_conf = cfg.registries_conf;
   if (!cfg.signature_policy.empty()) prep.signature_policy = cfg.signature_policy;
   prep.node_pull_secret = cfg.node_pull_secret;
+  prep.node.has_proxy = cfg.has_proxy;
+  prep.node.release_registry = cfg.release_registry;
+  prep.node.selinuxfs = cfg.selinuxfs;
+  prep.node.require_shared_storage = !cfg.precache_disabled;
   PrecacheOptions& pc = prep.precache;
   pc.podman.root = cfg.containers_root;
   pc.podman.runroot = cfg.containers_runroot;

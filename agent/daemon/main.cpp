@@ -40,7 +40,12 @@ int main(int argc, char** argv) {
   app.add_option("--signature-policy", signature_policy,
                  "containers-policy.json for seed copies (default: the system's)");
   app.add_option("--running-version", running_version,
-                 "the running release (default: the booted commit's version metadata)");
+                 "the running OpenShift release (default: OPENSHIFT_VERSION in the booted "
+                 "deployment's os-release, then the booted commit's version metadata)");
+  std::string selinuxfs;
+  app.add_option("--selinuxfs", selinuxfs,
+                 "selinuxfs mount: SELinux is enabled when DIR/enforce exists (default "
+                 "/sys/fs/selinux)");
   app.add_option(
       "--node-pull-secret", node_pull_secret,
       "pull secret used when the spec names none (default /var/lib/kubelet/config.json)");
@@ -86,6 +91,7 @@ int main(int argc, char** argv) {
     if (!registries_conf.empty()) cfg.registries_conf = registries_conf;
     if (!running_version.empty()) cfg.running_version = running_version;
     if (!signature_policy.empty()) cfg.signature_policy = signature_policy;
+    if (!selinuxfs.empty()) cfg.selinuxfs = selinuxfs;
     if (!node_pull_secret.empty()) cfg.node_pull_secret = node_pull_secret;
     if (!hooks_dir.empty()) cfg.hooks_dir = hooks_dir;
     if (!reboot_command.empty()) cfg.reboot_command = reboot_command;

@@ -120,6 +120,12 @@ class PrecachePrepTest : public test::SharedBedSuite<Bed, test::EnterPrivateVarL
                     ReadFile(bed->registry->auth_json()), 0600);
     WriteFileAtomic(tmp_ / "none.yaml", "", 0644);
     host_ = std::make_unique<test::TestSysroot>(tmp_ / "host", kHostVersion);
+    // The host's container storage partition, shared by both stateroots (Prep refuses storage
+    // on the stateroot's /var): a tmpfs, private to this test's mount namespace.
+    fs::create_directories(tmp_ / "containers");
+    ASSERT_EQ(::mount("lca-test-containers", (tmp_ / "containers").c_str(), "tmpfs", 0, nullptr), 0)
+        << std::strerror(errno);
+    partition_mounted_ = true;
     podman_ = test::IsolatedPodman(tmp_ / "containers", bed->registry->registries_conf(),
                                    bed->registry->policy_json());
   }
@@ -131,6 +137,7 @@ class PrecachePrepTest : public test::SharedBedSuite<Bed, test::EnterPrivateVarL
                 << ReadFileIfExists(tmp_ / "daemon.log").value_or("(none)") << "---- end ----\n";
     }
     if (!small_mount_.empty()) ::umount2(small_mount_.c_str(), MNT_DETACH);
+    if (partition_mounted_) ::umount2((tmp_ / "containers").c_str(), MNT_DETACH);
   }
 
   std::string Socket() const { return (tmp_ / "run/lca.sock").string(); }
@@ -241,6 +248,7 @@ class PrecachePrepTest : public test::SharedBedSuite<Bed, test::EnterPrivateVarL
   std::unique_ptr<test::ChildProcess> daemon_;
   precache::PodmanConfig podman_;
   fs::path small_mount_;
+  bool partition_mounted_ = false;
 };
 
 TEST_F(PrecachePrepTest, PrepPreCachesTheSeedsImagesAndAbortKeepsThemForTheNextPrep) {

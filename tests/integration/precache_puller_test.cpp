@@ -141,6 +141,45 @@ TEST_F(PrecachePullerTest, PullsEveryImageRecordsProgressAndSkipsThemOnTheNextRu
   EXPECT_LT(took, 5s);
 }
 
+// Stale tags: a present image referenced by tag is skipped only when its local digest is the
+// registry's (one manifest GET in-process); a moved tag is pulled again. Digest-pinned images
+// cost no registry request, and the all-present run with every tag checked stays fast.
+TEST_F(PrecachePullerTest, MovedTagIsPulledAgainAndAnUnchangedOneIsSkipped) {
+  test::ImagePusher push(bed->registry->address(), std::make_pair(kUser, kPassword));
+  const auto v1 = push.Push("ocp/moving", "stable", {test::TarOf({{"m/v", "one\n"}})});
+  PullOptions checked = opts_;
+  checked.tag_check = Access();
+  PullResult r = PullImages(runner_, podman_, Items({v1.ref}), checked, nullptr);
+  ASSERT_TRUE(r.failed.empty()) << r.DescribeFailures();
+  EXPECT_EQ(r.pulled, std::vector<std::string>{v1.ref});
+
+  r = PullImages(runner_, podman_, Items({v1.ref}), checked, nullptr);
+  EXPECT_EQ(r.skipped, std::vector<std::string>{v1.ref}) << "the tag did not move";
+  EXPECT_EQ(r.processes, 0u);
+
+  const auto v2 = push.Push("ocp/moving", "stable", {test::TarOf({{"m/v", "two\n"}})});
+  ASSERT_NE(v1.digest, v2.digest);
+  // Present is enough without the check: the old image stays.
+  r = PullImages(runner_, podman_, Items({v1.ref}), opts_, nullptr);
+  EXPECT_EQ(r.skipped, std::vector<std::string>{v1.ref});
+  r = PullImages(runner_, podman_, Items({v1.ref}), checked, nullptr);
+  EXPECT_TRUE(r.skipped.empty());
+  EXPECT_EQ(r.pulled, std::vector<std::string>{v1.ref}) << "the moved tag is pulled again";
+  const auto digests = ListLocalImages(runner_, podman_).DigestsOf(v1.ref);
+  EXPECT_NE(std::find(digests.begin(), digests.end(), v2.digest), digests.end());
+
+  // Everything present, every tag checked against the registry: still one listing and a GET
+  // per tag, no pull, well within the all-present budget.
+  auto all = AllRefs(false);
+  for (const auto& p : AllRefs(true)) all.push_back(p);
+  ASSERT_TRUE(PullImages(runner_, podman_, Items(all), opts_, nullptr).failed.empty());
+  const auto t0 = std::chrono::steady_clock::now();
+  r = PullImages(runner_, podman_, Items(all), checked, nullptr);
+  EXPECT_EQ(r.skipped.size(), all.size());
+  EXPECT_EQ(r.processes, 0u);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
 TEST_F(PrecachePullerTest, MissingImageIsReportedByNameWithoutRetriesAndBestEffortSucceeds) {
   const std::string missing = bed->registry->address() + "/ocp/does-not-exist:v1";
   std::vector<std::string> refs = {bed->images[0].ref, missing, bed->images[1].ref,

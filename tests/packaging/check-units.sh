@@ -69,12 +69,12 @@ grep -q 'exec /usr/bin/lcactl init-monitor --monitor' "$src/systemd/lca-init-mon
   problem "lca-init-monitor.service does not run lcactl init-monitor --monitor"
 
 # Unit names as the code uses them: agent_carry carries and enables these, the Upgrade
-# handler stops the monitor by name.
+# init-monitor decision (agent/pivot/init_monitor_owner.hpp) stops the monitor by name.
 for name in lifecycle-agent.service lca-init-monitor.service; do
   grep -qF "\"$name\"" "$src/agent/pivot/agent_carry.hpp" || problem "agent/pivot/agent_carry.hpp does not carry $name"
 done
-grep -qF '"lca-init-monitor.service"' "$src/agent/controller/handlers/upgrade_handler.cpp" ||
-  problem "upgrade_handler.cpp does not name lca-init-monitor.service"
+grep -qF '"lca-init-monitor.service"' "$src/agent/pivot/init_monitor_owner.hpp" ||
+  problem "agent/pivot/init_monitor_owner.hpp does not name lca-init-monitor.service"
 
 # tmpfiles.d: both directories, 0700 root, under a throwaway root.
 troot=$work/tmpfiles-root

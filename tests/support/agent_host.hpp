@@ -113,8 +113,12 @@ class AgentHost {
  public:
   static constexpr const char* kTarget = "rhcos_4.15.2";
 
-  AgentHost(const std::filesystem::path& dir, const SeedBed& bed)
-      : dir_(dir), bed_(bed), host_(dir / "host", "4.14.1") {
+  AgentHost(const std::filesystem::path& dir, const SeedBed& bed) : AgentHost(dir, *bed.registry) {}
+  // A host at `host_version` (the booted commit's version metadata) whose seeds are in
+  // `registry`.
+  AgentHost(const std::filesystem::path& dir, const LocalRegistry& registry,
+            const std::string& host_version = "4.14.1")
+      : dir_(dir), registry_(registry), host_(dir / "host", host_version) {
     for (const char* d : {"etc/hooks/pre-pivot.d", "etc/hooks/post-pivot.d", "bin", "run"}) {
       std::filesystem::create_directories(dir_ / d);
     }
@@ -153,6 +157,15 @@ class AgentHost {
   }
   std::string DaemonLog() const { return ReadFileIfExists(dir_ / "daemon.log").value_or(""); }
 
+  // Runs Prep's Precache phase (off by default: the SeedBed registry lacks the seed's images).
+  void EnablePrecache() { precache_ = true; }
+  // Added to the command line of every daemon start until changed.
+  void SetDaemonFlags(std::vector<std::string> flags) { daemon_flags_ = std::move(flags); }
+  // The booted deployment's root (what the running host sees as /).
+  std::filesystem::path BootedDeploymentDir() const {
+    return stateroot::FindBooted(sysroot(), ReadFile(cmdline_))->deployment_dir;
+  }
+
   // Added to the environment of every daemon start (e.g. LCA_FAILPOINTS) until cleared.
   void SetDaemonEnv(std::map<std::string, std::string> env) { daemon_env_ = std::move(env); }
 
@@ -161,14 +174,16 @@ class AgentHost {
         kDaemonBin, "--state-dir", StateDir().string(), "--socket",
         (dir_ / "run/lca.sock").string(), "--sysroot", sysroot().string(), "--proc-cmdline",
         cmdline_.string(), "--config-dir", (dir_ / "etc").string(), "--registries-conf",
-        bed_.registry->registries_conf().string(), "--signature-policy",
-        bed_.registry->policy_json().string(), "--node-pull-secret",
+        registry_.registries_conf().string(), "--signature-policy",
+        registry_.policy_json().string(), "--node-pull-secret",
         (dir_ / "pull-secret.json").string(), "--config", (dir_ / "none.yaml").string(),
         "--systemctl-command", (dir_ / "bin/systemctl").string(), "--reboot-command",
         (dir_ / "bin/reboot").string(), "--log-level", "debug",
         // The seed's image list is not in the bed's registry; the
         // Precache phase has its own end-to-end test.
         "--precache-disabled"};
+    if (precache_) argv.pop_back();
+    argv.insert(argv.end(), daemon_flags_.begin(), daemon_flags_.end());
     daemon_ = std::make_unique<ChildProcess>();
     auto env = IsolatedEnv(dir_ / "home");
     env.insert(extra_env.begin(), extra_env.end());
@@ -308,7 +323,9 @@ class AgentHost {
 
  private:
   std::filesystem::path dir_;
-  const SeedBed& bed_;
+  const LocalRegistry& registry_;
+  std::vector<std::string> daemon_flags_;
+  bool precache_ = false;
   TestSysroot host_;
   std::filesystem::path cmdline_;
   int boots_ = 0;

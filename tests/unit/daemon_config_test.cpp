@@ -40,6 +40,24 @@ TEST(DaemonConfig, FileOverridesDefaults) {
   EXPECT_EQ(cfg.log_format, "human");
 }
 
+TEST(DaemonConfig, RealHostSettings) {
+  test::TempDir tmp;
+  EXPECT_FALSE(DaemonConfig{}.has_proxy.has_value()) << "unset: /etc/mco/proxy.env decides";
+  EXPECT_EQ(DaemonConfig{}.selinuxfs, "/sys/fs/selinux");
+  WriteFileAtomic(tmp / "c.yaml", "hasProxy: true\nselinuxfs: /tmp/selinux\n", 0644);
+  const DaemonConfig cfg = LoadConfigFile(tmp / "c.yaml", DaemonConfig{});
+  EXPECT_EQ(cfg.has_proxy, std::optional<bool>(true));
+  EXPECT_EQ(cfg.selinuxfs, "/tmp/selinux");
+  WriteFileAtomic(tmp / "bad.yaml", "hasProxy: sometimes\n", 0644);
+  try {
+    LoadConfigFile(tmp / "bad.yaml", DaemonConfig{});
+    ADD_FAILURE() << "accepted hasProxy: sometimes";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("hasProxy: must be true or false"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(DaemonConfig, EmptyFileChangesNothing) {
   test::TempDir tmp;
   WriteFileAtomic(tmp / "c.yaml", "", 0644);

@@ -213,6 +213,9 @@ PrecachePhaseResult RunPrecachePhase(StageContext& ctx, const api::ImageBasedUpg
   po.backoff = opts.backoff;
   po.deadline = deadline;
   po.best_effort = opts.best_effort;
+  po.tag_check.emplace();  // present tag images must match the registry (stale_tags.hpp)
+  if (auth) po.tag_check->authfile = auth->path();
+  po.tag_check->registries_conf = opts.registries_conf;
   if (auth) po.authfile = auth->path();
   pc::PullHooks hooks;
   hooks.cancelled = [&] { return ctx.cancel.Cancelled(); };

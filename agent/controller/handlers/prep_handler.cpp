@@ -104,6 +104,7 @@ Outcome PrepHandler::Run(StageContext& ctx) {
   std::optional<sr::BootedDeployment> booted;
   std::optional<sr::OstreeSysroot> sysroot;
   std::optional<sr::StaterootSetup> setup;
+  std::optional<pivot::HostView> host;
 
   try {
     // 1. The spec and the running release.
@@ -117,19 +118,21 @@ Outcome PrepHandler::Run(StageContext& ctx) {
                                         opts_.proc_cmdline.string() + ")");
       }
       sysroot.emplace(ctx.paths.sysroot);
-      std::string running = opts_.running_version.value_or("");
-      if (running.empty()) running = sysroot->CommitVersion(booted->checksum);
-      if (running.empty()) {
-        throw Error(Errc::kInvalid, "the booted commit " + booted->checksum +
-                                        " has no version metadata: set runningVersion in the "
-                                        "lifecycle-agent config");
-      }
-      sr::CheckSeedVersionIsNewer(seed.version, running);
+      host.emplace(pivot::HostView{ctx.paths.sysroot, *booted, ReadFile(opts_.proc_cmdline),
+                                   opts_.proc_cmdline, ctx.paths.containers_root,
+                                   ctx.paths.config_dir});
+      sr::CheckSeedIsNewer(seed.version,
+                           pivot::NodeRunningVersion(opts_.node, *host, opts_.running_version,
+                                                     sysroot->CommitVersion(booted->checksum)));
+      pivot::RefuseOadpContent(ibu);
       ValidateExtraManifestsForPrep(ctx, ibu);
     } catch (const std::exception& e) {
       throw Fail("failed to validate IBU spec", e);
     }
     setup.emplace(*sysroot, work, target);
+    setup->set_selinux_enabled(pivot::SelinuxEnabled(opts_.node.selinuxfs));
+    // Reference Prep step 2a, before anything is pulled; the bare reference message.
+    const auto storage_target = pivot::CheckContainerStorage(opts_.node, *host);
 
     // 2. The workspace and the seed's labels, read without pulling.
     try {
@@ -158,6 +161,7 @@ Outcome PrepHandler::Run(StageContext& ctx) {
         sr::TransientAuthFile auth(auth_path, secret, secret_source);
         const auto inspection = sr::InspectSeed(ctx.runner, seed.image, access(auth));
         const auto info = sr::ValidateSeedLabels(inspection.labels);
+        pivot::CheckNodeForSeed(opts_.node, *host, storage_target, info);
         if (info && !info->seed_cluster_ocp_version.empty()) {
           sr::CheckSeedVersionMatchesSpec(info->seed_cluster_ocp_version, seed.version);
         }

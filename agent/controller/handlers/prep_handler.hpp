@@ -10,6 +10,7 @@
 #include "agent/controller/handlers/cleanup.hpp"
 #include "agent/controller/handlers/precache_phase.hpp"
 #include "agent/controller/stage_handler.hpp"
+#include "agent/pivot/node_checks.hpp"
 
 namespace lca {
 
@@ -28,6 +29,9 @@ struct PrepOptions {
   uint64_t space_margin_bytes = 512ull << 20;
   // Scratch dir on the sysroot's filesystem; empty = <sysroot>/ostree/lca-prep.
   std::filesystem::path work_dir;
+  // This node's facts for the seed checks (agent/pivot/node_checks.hpp); its cluster_version
+  // is the Kubernetes-mode seam for the running version.
+  pivot::NodeCheckOptions node;
   // The Precache phase after the stateroot one.
   PrecacheOptions precache;
 };

@@ -9,6 +9,7 @@
 #include "agent/pivot/extra_manifests.hpp"
 #include "agent/pivot/hooks.hpp"
 #include "agent/pivot/host_paths.hpp"
+#include "agent/pivot/init_monitor_owner.hpp"
 #include "agent/pivot/kubelet_certs.hpp"
 #include "agent/pivot/reboot.hpp"
 #include "agent/store/object_store.hpp"
@@ -25,8 +26,6 @@ namespace fs = std::filesystem;
 namespace sr = stateroot;
 
 namespace {
-
-constexpr const char* kInitMonitorUnit = "lca-init-monitor.service";
 
 struct Host {
   sr::BootedDeployment booted;
@@ -83,26 +82,6 @@ std::string PinnedRecord(const Host& h) {
          "\n";
 }
 
-// Stops and disables lca-init-monitor.service (reference §5.5); failures are logged only, as
-// the monitor also exits by itself once it sees UpgradeCompleted.
-void DisableInitMonitor(ProcessRunner& runner, const std::vector<std::string>& systemctl) {
-  auto run = [&](std::initializer_list<std::string> args) {
-    ProcessSpec spec;
-    spec.argv = systemctl;
-    spec.argv.insert(spec.argv.end(), args);
-    spec.timeout = std::chrono::seconds(60);
-    try {
-      return runner.Run(spec).ok();
-    } catch (const std::exception& e) {
-      spdlog::warn("disabling the init monitor: {}", e.what());
-      return false;
-    }
-  };
-  if (run({"is-active", "--quiet", kInitMonitorUnit})) run({"stop", kInitMonitorUnit});
-  if (run({"is-enabled", "--quiet", kInitMonitorUnit})) run({"disable", kInitMonitorUnit});
-  run({"daemon-reload"});
-}
-
 // Last of the pre-pivot work, so the backup holds what the hooks changed. It pins the booted
 // deployment too (the upgrade.pin step records the pin for cleanup either way) and removes only
 // the booted stateroot's other deployments, never the new stateroot's.
@@ -152,6 +131,7 @@ Outcome UpgradeHandler::PrePivot(StageContext& ctx) {
     });
     JournaledStep(ctx, "upgrade.carry-agent", [&] {
       pivot::CarryAgent(h.booted_deployment.dir, target_dep->dir, target_root, opts_.agent_files);
+      pivot::DecideInitMonitor(target_dep->dir, target_root);  // init_monitor_owner.hpp
     });
     if (opts_.recovery_backup) {
       JournaledStep(ctx, "upgrade.recovery-backup", [&] {
@@ -256,8 +236,10 @@ Outcome UpgradeHandler::PostPivot(StageContext& ctx) {
     pivot::InitiateRollback(ctx.runner, req);
     return Outcome::Rebooting();
   }
-  JournaledStep(ctx, "upgrade.disable-init-monitor",
-                [&] { DisableInitMonitor(ctx.runner, opts_.systemctl); });
+  JournaledStep(ctx, "upgrade.disable-init-monitor", [&] {
+    pivot::StopInitMonitor(ctx.runner, opts_.systemctl, ctx.paths.state_dir,
+                           h.booted_deployment.dir);
+  });
   ctx.StopPhase(api::phase::kPostPivot);
   return Outcome::Completed();
 }
