@@ -119,7 +119,7 @@ class Gatherer {
     if (!SafeMemberName(name)) throw Error(Errc::kInternal, "must-gather member name " + name);
     if (json) {
       try {
-        Json j = Json::parse(data);
+        Json j = ParseJson(data, name);  // depth-capped: RedactJson recurses
         RedactJson(j);
         data = j.dump(2) + "\n";
       } catch (const std::exception&) {
