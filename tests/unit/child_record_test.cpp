@@ -69,8 +69,14 @@ TEST_F(ChildRecordTest, RunningChildrenAreRecordedUntilTheyEnd) {
   const auto file = tmp_ / "children";
   SetChildRecordFile(file);
   SystemProcessRunner runner;
+  // The record is written right after the spawn, so the child may run before it exists.
+  const std::string f = "'" + file.string() + "'";
   const auto r =
-      runner.Run(ProcessSpec{.argv = {"sh", "-c", "echo $$; cat '" + file.string() + "'"}});
+      runner.Run(ProcessSpec{.argv = {"sh", "-c",
+                                      "i=0; while [ ! -s " + f +
+                                          " ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; "
+                                          "echo $$; cat " +
+                                          f}});
   ASSERT_TRUE(r.ok()) << r.stderr_tail;
   std::istringstream out(r.stdout_data);
   std::string pid, pgid, start, boot, command;
