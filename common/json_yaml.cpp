@@ -2,35 +2,87 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <regex>
+#include <cmath>
+#include <cstdlib>
+#include <initializer_list>
 
 #include "common/error.hpp"
+#include "common/text_excerpt.hpp"
 
 namespace lca {
 namespace {
 
-// YAML 1.2 core schema scalars (what Kubernetes' YAML reader uses for plain scalars).
-const std::regex kInt(R"([-+]?[0-9]+)");
-const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
-const std::regex kNull(R"(~|null|Null|NULL)");
-const std::regex kTrue(R"(true|True|TRUE)");
-const std::regex kFalse(R"(false|False|FALSE)");
+// YAML 1.2 core schema scalars (what Kubernetes' YAML reader uses for plain scalars), matched by
+// hand: std::regex recurses once per character and a long scalar would overflow the stack.
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+// Advances `i` over digits; returns how many.
+std::size_t Digits(std::string_view s, std::size_t& i) {
+  const std::size_t start = i;
+  while (i < s.size() && IsDigit(s[i])) ++i;
+  return i - start;
+}
+
+std::size_t SkipSign(std::string_view s) { return !s.empty() && (s[0] == '-' || s[0] == '+'); }
+
+// [-+]?[0-9]+
+bool IsYamlInt(std::string_view s) {
+  std::size_t i = SkipSign(s);
+  return Digits(s, i) > 0 && i == s.size();
+}
+
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool IsYamlFloat(std::string_view s) {
+  std::size_t i = SkipSign(s);
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (Digits(s, i) == 0) return false;
+  } else {
+    if (Digits(s, i) == 0) return false;
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      Digits(s, i);
+    }
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    if (Digits(s, i) == 0) return false;
+  }
+  return i == s.size();
+}
+
+bool OneOf(std::string_view s, std::initializer_list<std::string_view> words) {
+  for (std::string_view w : words) {
+    if (s == w) return true;
+  }
+  return false;
+}
+
+bool IsYamlNull(std::string_view s) { return OneOf(s, {"~", "null", "Null", "NULL"}); }
+bool IsYamlTrue(std::string_view s) { return OneOf(s, {"true", "True", "TRUE"}); }
+bool IsYamlFalse(std::string_view s) { return OneOf(s, {"false", "False", "FALSE"}); }
 
 Json ScalarToJson(const YAML::Node& node) {
   const std::string& s = node.Scalar();
   // yaml-cpp tags quoted scalars "!" and plain ones "?": only plain scalars get typed.
   if (node.Tag() == "!") return s;
-  if (std::regex_match(s, kNull)) return nullptr;
-  if (std::regex_match(s, kTrue)) return true;
-  if (std::regex_match(s, kFalse)) return false;
-  if (std::regex_match(s, kInt)) {
+  if (IsYamlNull(s)) return nullptr;
+  if (IsYamlTrue(s)) return true;
+  if (IsYamlFalse(s)) return false;
+  if (IsYamlInt(s)) {
     try {
       return std::stoll(s);
     } catch (const std::out_of_range&) {
       return s;
     }
   }
-  if (std::regex_match(s, kFloat)) return std::stod(s);
+  if (IsYamlFloat(s)) {
+    const double d = std::strtod(s.c_str(), nullptr);
+    // JSON has no infinity: an overflowing float is a mistake in the file, not a value.
+    if (!std::isfinite(d)) throw Error(Errc::kInvalid, "number out of range: " + Excerpt(s));
+    return d;
+  }
   return s;
 }
 
@@ -57,13 +109,14 @@ Json NodeToJson(const YAML::Node& node) {
 
 bool NeedsQuotes(const std::string& s) {
   if (s.empty()) return true;
-  if (std::regex_match(s, kNull) || std::regex_match(s, kTrue) || std::regex_match(s, kFalse) ||
-      std::regex_match(s, kInt) || std::regex_match(s, kFloat)) {
+  if (IsYamlNull(s) || IsYamlTrue(s) || IsYamlFalse(s) || IsYamlInt(s) || IsYamlFloat(s)) {
     return true;
   }
   // YAML 1.1 readers also take these as booleans.
-  static const std::regex kYaml11Bool(R"(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)");
-  if (std::regex_match(s, kYaml11Bool)) return true;
+  if (OneOf(s, {"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off",
+                "Off", "OFF"})) {
+    return true;
+  }
   if (s.front() == ' ' || s.back() == ' ') return true;
   static const std::string kLeadIndicators = "-?:,[]{}#&*!|>'\"%@`";
   if (kLeadIndicators.find(s.front()) != std::string::npos) return true;
@@ -118,25 +171,66 @@ void Emit(YAML::Emitter& out, const Json& v) {
 
 }  // namespace
 
+void CheckJsonDepth(std::string_view text, std::string_view what) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) {
+        throw Error(Errc::kInvalid, std::string(what) + ": invalid JSON: nested deeper than " +
+                                        std::to_string(kMaxJsonDepth) + " levels");
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+}
+
 Json ParseJson(std::string_view text, std::string_view what) {
+  CheckJsonDepth(text, what);
   try {
     return Json::parse(text);
   } catch (const Json::parse_error& e) {
     // "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error while
-    // parsing value - ...": the position and the cause, without the library's tag.
+    // parsing value - ...": the position and the cause, without the library's tag, and as a
+    // short printable excerpt (the cause may quote the bad bytes).
     std::string detail = e.what();
     if (const auto at = detail.find(" at line "); at != std::string::npos) {
       detail = detail.substr(at + 1);
     } else if (const auto pe = detail.find("parse error"); pe != std::string::npos) {
       detail = "at byte " + std::to_string(e.byte) + detail.substr(pe + 11);
     }
-    throw Error(Errc::kInvalid, std::string(what) + ": invalid JSON " + detail);
+    throw Error(Errc::kInvalid, std::string(what) + ": invalid JSON " + Excerpt(detail, 300));
+  } catch (const Json::exception& e) {
+    // out_of_range for a number like 1e99999.
+    throw Error(Errc::kInvalid,
+                std::string(what) + ": invalid JSON: " + JsonErrorMessage(e.what()));
   }
+}
+
+std::string JsonErrorMessage(std::string_view library_message) {
+  std::string_view m = library_message;
+  // "[json.exception.parse_error.101] parse error at ...": the bracket is the library's, not ours.
+  if (m.rfind("[json.exception.", 0) == 0) {
+    if (const auto end = m.find("] "); end != std::string_view::npos) m.remove_prefix(end + 2);
+  }
+  return Excerpt(m, 300);
 }
 
 Json ParseYaml(std::string_view text, std::string_view what) {
   try {
     return NodeToJson(YAML::Load(std::string(text)));
+  } catch (const Error& e) {
+    throw Error(Errc::kInvalid, std::string(what) + ": invalid YAML: " + e.what());
   } catch (const YAML::Exception& e) {
     throw Error(Errc::kInvalid, std::string(what) + ": invalid YAML: " + e.what());
   }
@@ -150,6 +244,8 @@ std::vector<Json> ParseYamlDocuments(std::string_view text, std::string_view wha
       docs.push_back(NodeToJson(node));
     }
     return docs;
+  } catch (const Error& e) {
+    throw Error(Errc::kInvalid, std::string(what) + ": invalid YAML: " + e.what());
   } catch (const YAML::Exception& e) {
     throw Error(Errc::kInvalid, std::string(what) + ": invalid YAML: " + e.what());
   }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -19,6 +20,7 @@
 #include <system_error>
 #include <utility>
 
+#include "common/child_record.hpp"
 #include "common/error.hpp"
 
 namespace lca {
@@ -179,9 +181,14 @@ class SigpipeBlock {
 // Runs in the forked child of a possibly multi-threaded parent: async-signal-safe calls only.
 // `fail(errno, what)` reports to the parent and does not return.
 template <class Fail>
-void SetUpChild(const char* cwd, const Fail& fail) {
+void SetUpChild(const char* cwd, pid_t parent, const Fail& fail) {
   // Own process group, so a timeout can kill the child and every descendant with one kill().
   if (::setpgid(0, 0) != 0) fail(errno, "setpgid");
+  // Dies with the daemon (SIGKILL included) instead of writing on behind a restarted one. The
+  // signal comes when the forking *thread* ends; Run() waits for the child on that thread, so
+  // the thread outlives it. What the child starts is covered by child_record.hpp.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno, "prctl(PR_SET_PDEATHSIG)");
+  if (::getppid() != parent) ::_exit(127);  // the daemon died before prctl took effect
   // The mask and ignored dispositions survive exec; a daemon thread that blocks signals or
   // ignores SIGPIPE must not hand that to e.g. `yes | head`, which would then never end.
   sigset_t none;
@@ -208,13 +215,14 @@ bp::child Spawn(const boost::filesystem::path& exe, const std::vector<std::strin
                 Envp& envp, const std::string& cwd, bp::async_pipe& out, bp::async_pipe& err,
                 StdinInit&& in, std::error_code& ec) {
   auto use_envp = bp::extend::on_setup([&envp](auto& exec) { exec.env = envp.get(); });
-  auto set_up_child = bp::extend::on_exec_setup([&cwd](auto& exec) {
+  const pid_t parent = ::getpid();
+  auto set_up_child = bp::extend::on_exec_setup([&cwd, parent](auto& exec) {
     const auto fail = [&exec](int err_no, const char* what) {
       exec.set_error(std::error_code(err_no, std::system_category()), what);
       // set_error in the child only reports; it does not stop the exec.
       ::_exit(127);
     };
-    SetUpChild(cwd.empty() ? nullptr : cwd.c_str(), fail);
+    SetUpChild(cwd.empty() ? nullptr : cwd.c_str(), parent, fail);
   });
   // Boost forgets the forked pid when startup fails, leaving a zombie (or, if it got as far as
   // exec, a live orphan). Reap it here while the pid is still ours.
@@ -419,6 +427,20 @@ class GroupKillGuard {
   pid_t pgid_;
 };
 
+// The child's process group is in the daemon's record (child_record.hpp) while it runs.
+class ChildRecordGuard {
+ public:
+  ChildRecordGuard(pid_t pgid, const std::string& command) : pgid_(pgid) {
+    RecordChildStarted(pgid, command);
+  }
+  ~ChildRecordGuard() { RecordChildEnded(pgid_); }
+  ChildRecordGuard(const ChildRecordGuard&) = delete;
+  ChildRecordGuard& operator=(const ChildRecordGuard&) = delete;
+
+ private:
+  pid_t pgid_;
+};
+
 void CheckCwd(const ProcessSpec& spec) {
   if (spec.cwd.empty()) return;
   std::error_code ec;
@@ -482,6 +504,7 @@ ProcessResult SystemProcessRunner::Run(const ProcessSpec& spec) {
   if (spawn_ec || !child.valid()) ThrowStartFailure(spec, spawn_ec);
 
   GroupKillGuard guard(child.id());
+  ChildRecordGuard record(child.id(), spec.argv[0]);
   session->Pump(child.id());
 
   // Plain waitpid: never bp's async on_exit, whose SIGCHLD signal_set would steal other

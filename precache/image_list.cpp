@@ -46,6 +46,15 @@ std::vector<std::string> ParseImageList(std::string_view text, std::string_view 
   ForEachLine(text, [&](size_t line_no, std::string_view raw) {
     const std::string_view line = Trim(raw);
     if (line.empty() || line.front() == '#') return;
+    // The exclude patterns are std::regex, which recurses once per character of the image: a
+    // seed listing a megabyte-long "image" would crash the daemon there.
+    if (line.size() > kMaxImageReferenceBytes) {
+      throw Invalid(std::string(what) + " line " + std::to_string(line_no) + ": '" +
+                    std::string(line.substr(0, 80)) + "...' is " + std::to_string(line.size()) +
+                    " bytes long; an image reference is at most " +
+                    std::to_string(kMaxImageReferenceBytes) +
+                    " (a name of 255, a tag of 128 and a digest)");
+    }
     for (char c : line) {
       const auto u = static_cast<unsigned char>(c);
       if (std::isspace(u) || std::iscntrl(u)) {

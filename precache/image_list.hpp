@@ -15,8 +15,10 @@ namespace lca::precache {
 // work); empty lines and lines starting with '#' are skipped; order is kept and exact duplicates
 // are dropped (first occurrence wins). The last line counts with or without a trailing newline:
 // TALM's pull.sh silently dropped an unterminated last line, which we must not copy.
-// A reference must not contain whitespace or control characters; otherwise throws kInvalid
-// "<what> line <n>: ..." so the user can find the line.
+// A reference must not contain whitespace or control characters and is at most
+// kMaxImageReferenceBytes long; otherwise throws kInvalid "<what> line <n>: ..." so the user can
+// find the line.
+inline constexpr std::size_t kMaxImageReferenceBytes = 1024;
 std::vector<std::string> ParseImageList(std::string_view text, std::string_view what);
 
 // Concatenates lists in order and drops exact duplicates (first occurrence wins).

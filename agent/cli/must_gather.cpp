@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <ctime>
 #include <ostream>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -119,7 +118,7 @@ class Gatherer {
     if (!SafeMemberName(name)) throw Error(Errc::kInternal, "must-gather member name " + name);
     if (json) {
       try {
-        Json j = Json::parse(data);
+        Json j = ParseJson(data, name);  // depth-capped: RedactJson recurses
         RedactJson(j);
         data = j.dump(2) + "\n";
       } catch (const std::exception&) {
@@ -303,22 +302,6 @@ void RedactJson(Json& j) {
   } else if (j.is_array()) {
     for (auto& v : j) RedactJson(v);
   }
-}
-
-std::string RedactText(std::string text) {
-  // <key>: "value" / <key>=value / "key": "value", the key standing alone (not "tokenizer").
-  static const std::string key =
-      R"re(((?:^|[^A-Za-z0-9_])"?(?:auth|password|token|identitytoken|registrytoken)"?[ \t]*[:=][ \t]*))re";
-  static const std::regex quoted(key + R"re("(?:[^"\\\n]|\\.)*")re", std::regex::icase);
-  static const std::regex bare(key + R"re([^"\s,}][^\s,}]*)re", std::regex::icase);
-  static const std::regex header(R"re((authorization[ \t]*[:=][ \t]*)[^\n"]+)re",
-                                 std::regex::icase);
-  static const std::regex bearer(R"re((bearer[ \t]+)[A-Za-z0-9._~+/=-]+)re", std::regex::icase);
-  text = std::regex_replace(text, quoted, "$1\"REDACTED\"");
-  text = std::regex_replace(text, bare, "$1REDACTED");
-  text = std::regex_replace(text, header, "$1REDACTED");
-  text = std::regex_replace(text, bearer, "$1REDACTED");
-  return text;
 }
 
 bool SafeMemberName(const std::string& name) {

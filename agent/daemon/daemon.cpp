@@ -22,6 +22,7 @@
 #include "agent/store/object_store.hpp"
 #include "agent/store/step_journal.hpp"
 #include "common/atomic_file.hpp"
+#include "common/child_record.hpp"
 #include "common/error.hpp"
 #include "common/failpoint.hpp"
 #include "common/process.hpp"
@@ -34,6 +35,9 @@
 
 namespace lca {
 namespace {
+
+// The process groups of the running children (child_record.hpp).
+constexpr const char* kChildrenFile = "children";
 
 // Holds an exclusive flock for the process lifetime: a second daemon on the same state dir
 // would interleave writes to ibu.json and run the same host steps twice.
@@ -131,6 +135,14 @@ int RunDaemon(const DaemonConfig& cfg) {
 
   spdlog::info("lifecycle-agent {} starting: sysroot={} state-dir={} socket={}", LCA_VERSION,
                cfg.sysroot.string(), cfg.state_dir.string(), cfg.socket.string());
+  // Before any step resumes: a predecessor killed mid-command may have left a group (skopeo
+  // still writing into the layout a resumed step would remove). Under the instance lock, so
+  // these can only be a dead predecessor's.
+  const std::filesystem::path children_file = cfg.state_dir / kChildrenFile;
+  for (const auto& what : ReapLeftoverChildren(children_file, std::chrono::seconds(10))) {
+    spdlog::warn("stopped {} left running by a previous lifecycle-agent", what);
+  }
+  SetChildRecordFile(children_file);
   ObjectStore store(cfg.state_dir, StaterootStateDirs(cfg.sysroot));
   StepJournal journal(cfg.state_dir);
   SystemProcessRunner runner;

@@ -3,9 +3,12 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <charconv>
+
 #include "agent/api/ibu.hpp"
 #include "agent/store/object_store.hpp"
 #include "common/error.hpp"
+#include "common/text_excerpt.hpp"
 
 namespace lca {
 namespace {
@@ -13,15 +16,29 @@ namespace {
 const std::string kCollection = kApiCollectionPath;
 const std::string kObjectPath = kCollection + "/" + std::string(api::kName);
 
+// Messages quote input (a path, a field's value); the cap keeps a 1 MiB field out of answers
+// and logs.
+constexpr std::size_t kMaxMessageBytes = 4096;
+
 http::Response JsonResponse(int code, const Json& body) {
   http::Response r;
   r.status = code;
-  r.body = body.dump() + "\n";
+  // Every string in a body is valid UTF-8 (parsed JSON, Excerpt()); replacing rather than
+  // throwing on a bad byte keeps a mistake of ours from turning an answer into a 500.
+  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
   return r;
 }
 
 http::Response Failure(int code, const std::string& reason, const std::string& message) {
-  return JsonResponse(code, StatusBody(code, reason, message));
+  return JsonResponse(code, StatusBody(code, reason, Excerpt(message, kMaxMessageBytes)));
+}
+
+// A non-negative decimal number, all of `text`; nullopt otherwise ("12abc", "-1", "").
+std::optional<uint64_t> ParseCount(const std::string& text) {
+  uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return v;
 }
 
 std::string Quoted(const std::string& name) { return "\"" + name + "\""; }
@@ -66,18 +83,20 @@ void Watch(ObjectStore& store, const ApiOptions& opts, const http::Request& req,
   uint64_t since = 0;
   bool send_initial = true;
   if (auto it = req.query.find("resourceVersion"); it != req.query.end() && !it->second.empty()) {
-    try {
-      since = std::stoull(it->second);
-    } catch (const std::exception&) {
-      sink.Send(Failure(400, "BadRequest", "resourceVersion: must be a number"));
-      return;
-    }
+    const auto rv = ParseCount(it->second);
+    if (!rv) return sink.Send(Failure(400, "BadRequest", "resourceVersion: must be a number"));
+    since = *rv;
     send_initial = false;  // Kubernetes: start after that version
   }
   std::optional<std::chrono::steady_clock::time_point> deadline;
   if (auto it = req.query.find("timeoutSeconds"); it != req.query.end()) {
-    deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(std::atol(it->second.c_str()));
+    const auto seconds = ParseCount(it->second);
+    if (!seconds) {
+      return sink.Send(Failure(400, "BadRequest", "timeoutSeconds: must be a non-negative number"));
+    }
+    // A year is "forever" here and keeps the deadline far from the clock's overflow.
+    deadline = std::chrono::steady_clock::now() +
+               std::chrono::seconds(std::min<uint64_t>(*seconds, 366ULL * 24 * 3600));
   }
   if (!sink.BeginStream(200, "application/json")) return;
   auto event = [&](const char* type, const api::ImageBasedUpgrade& obj) {
@@ -116,6 +135,21 @@ void Watch(ObjectStore& store, const ApiOptions& opts, const http::Request& req,
   }
 }
 
+void ApplyPatch(ObjectStore& store, const http::Request& req, const Json& patch,
+                http::ResponseSink& sink) {
+  auto result = store.ApplyMergePatch(patch);
+  http::Response r = JsonResponse(200, api::ToJson(result.object));
+  for (const auto& w : result.warnings) {
+    spdlog::info("patch from uid {} accepted with warning: {}", req.peer.uid, w);
+    r.headers.emplace_back("Warning", "299 - " + Json(w).dump());
+  }
+  if (result.changed) {
+    spdlog::info("patch from uid {} (pid {}): {}", req.peer.uid, req.peer.pid,
+                 Excerpt(patch.dump(), 4096));
+  }
+  sink.Send(r);
+}
+
 void HandlePatch(ObjectStore& store, const http::Request& req, http::ResponseSink& sink) {
   const std::string ctype = req.Header("content-type");
   if (ctype.rfind("application/merge-patch+json", 0) != 0) {
@@ -132,19 +166,14 @@ void HandlePatch(ObjectStore& store, const http::Request& req, http::ResponseSin
     return;
   }
   try {
-    auto result = store.ApplyMergePatch(patch);
-    http::Response r = JsonResponse(200, api::ToJson(result.object));
-    for (const auto& w : result.warnings) {
-      spdlog::info("patch from uid {} accepted with warning: {}", req.peer.uid, w);
-      r.headers.emplace_back("Warning", "299 - " + Json(w).dump());
-    }
-    if (result.changed) {
-      spdlog::info("patch from uid {} (pid {}): {}", req.peer.uid, req.peer.pid, patch.dump());
-    }
-    sink.Send(r);
+    ApplyPatch(store, req, patch, sink);
   } catch (const Error& e) {
-    spdlog::info("patch from uid {} rejected: {}", req.peer.uid, e.what());
+    spdlog::info("patch from uid {} rejected: {}", req.peer.uid, Excerpt(e.what(), 1024));
     sink.Send(FromError(e, std::string(api::kName)));
+  } catch (const Json::exception& e) {
+    // A JSON type mismatch the admission checks did not name: still the patch's fault.
+    spdlog::info("patch from uid {} rejected: {}", req.peer.uid, JsonErrorMessage(e.what()));
+    sink.Send(Failure(400, "BadRequest", "error applying patch: " + JsonErrorMessage(e.what())));
   }
 }
 
@@ -158,9 +187,11 @@ void HandleCreate(const http::Request& req, http::ResponseSink& sink) {
     sink.Send(Failure(400, "BadRequest", e.what()));
     return;
   }
-  const std::string name = body.contains("metadata") && body["metadata"].is_object()
-                               ? body["metadata"].value("name", "")
-                               : "";
+  std::string name;
+  if (body.is_object() && body.contains("metadata") && body["metadata"].is_object() &&
+      body["metadata"].contains("name") && body["metadata"]["name"].is_string()) {
+    name = body["metadata"]["name"].get<std::string>();
+  }
   if (name == api::kName) {
     sink.Send(Failure(409, "AlreadyExists",
                       "imagebasedupgrades.lca.openshift.io " + Quoted(name) + " already exists"));

@@ -26,6 +26,7 @@
 #include <system_error>
 #include <thread>
 
+#include "agent/server/refusal.hpp"
 #include "common/error.hpp"
 
 namespace lca::http {
@@ -49,51 +50,14 @@ constexpr std::uint32_t kHeaderLimit = 64 * 1024;
 // long, so closing does not cut the connection before the client has read the answer.
 constexpr std::chrono::milliseconds kLingerTime{1000};
 constexpr std::size_t kLingerBytes = 4 << 20;
-// A peer we are about to refuse gets little patience.
-constexpr std::chrono::milliseconds kRefusalReadTime{5000};
-// Each connection costs a thread; past this, new connections are closed unanswered. Far above
-// what the CLI and a few watchers need, but bounds what a runaway client can cost.
+// Each connection costs a thread. Far above what the CLI and a few watchers need, but bounds
+// what a runaway client can cost: past either limit a new connection takes the place of the
+// oldest idle one of the same uid (of the uid holding the most, for the total), or is refused.
 constexpr std::size_t kMaxConnections = 256;
-
-std::string JsonEscape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 8);
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
-
-// A Kubernetes-style Status object: clients of the API already know how to show these.
-std::string StatusBody(int code, std::string_view reason, std::string_view message) {
-  return R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":")" +
-         JsonEscape(message) + R"(","reason":")" + JsonEscape(reason) + R"(","code":)" +
-         std::to_string(code) + "}";
-}
+constexpr std::size_t kMaxConnectionsPerUid = 32;
+// Refused peers are answered without a thread (refusal.hpp); this many at once, the rest are
+// closed unanswered.
+constexpr std::size_t kMaxRefusals = 16;
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -259,7 +223,7 @@ bool WriteStatus(TimedStream& stream, unsigned version, int code, std::string_vi
   res.result(static_cast<unsigned>(code));
   res.set(bhttp::field::content_type, "application/json");
   res.keep_alive(keep_alive);
-  res.body() = StatusBody(code, reason, message);
+  res.body() = StatusJson(code, reason, message);
   res.prepare_payload();
   error_code ec;
   bhttp::write(stream, res, ec);
@@ -380,13 +344,33 @@ class ConnSink final : public ResponseSink {
 };
 
 struct Conn {
-  explicit Conn(Local::socket s) : sock(std::move(s)) {}
-  std::mutex mu;  // orders the owner's close() against Stop()'s shutdown() of the same fd
+  Conn(Local::socket s, const PeerCred& p) : sock(std::move(s)), peer(p) {}
+  std::mutex mu;  // orders the owner's close() against Stop()'s and Evict()'s shutdown()
   Local::socket sock;
-  bool closed = false;
+  const PeerCred peer;
+  bool closed = false;  // under mu
+  // Waiting for the next request (under mu), since when: what eviction may take.
+  bool idle = true;
+  std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
   std::thread thread;
   std::atomic<bool> done{false};
+  std::atomic<bool> evicted{false};  // shut down to make room; no longer counted
 };
+
+void SetIdle(Conn& c, bool idle) {
+  std::lock_guard lk(c.mu);
+  if (idle && !c.idle) c.idle_since = std::chrono::steady_clock::now();
+  c.idle = idle;
+}
+
+// Wakes the connection's thread out of its read; the thread then closes and ends.
+bool EvictIfIdle(Conn& c) {
+  std::lock_guard lk(c.mu);
+  if (c.closed || !c.idle) return false;
+  c.evicted = true;
+  ::shutdown(c.sock.native_handle(), SHUT_RDWR);
+  return true;
+}
 
 void CloseConn(Conn& c) {
   std::lock_guard lk(c.mu);
@@ -406,6 +390,8 @@ struct UnixHttpServer::Impl {
   void Stop();
   void DoAccept();
   void OnAccept(const error_code& ec, Local::socket sock);
+  void Admit(Local::socket sock, const PeerCred& peer);
+  bool MakeRoomLocked(uid_t uid);
   void ReapLocked();
   void Serve(Conn& c);
   void ServeConnection(Conn& c);
@@ -424,6 +410,7 @@ struct UnixHttpServer::Impl {
   net::io_context ioc;
   Local::acceptor acceptor{ioc};
   net::steady_timer retry_timer{ioc};
+  RefusalPool refusals{ioc, kMaxRefusals};
   std::thread accept_thread;
 
   std::mutex conns_mu;
@@ -574,22 +561,78 @@ void UnixHttpServer::Impl::OnAccept(const error_code& ec, Local::socket sock) {
     return;
   }
   SetCloexec(sock.native_handle());
-  auto conn = std::make_shared<Conn>(std::move(sock));
-  {
-    std::lock_guard lk(conns_mu);
-    ReapLocked();
-    // Over the limit or out of threads, dropping the connection (conn's destructor closes it) is
-    // all we can do.
-    if (conns.size() < kMaxConnections) {
-      try {
-        Conn* c = conn.get();
-        conn->thread = std::thread([this, c] { Serve(*c); });
-        conns.push_back(std::move(conn));
-      } catch (const std::system_error&) {
-      }
+  // Who the peer is decides everything else, before it may cost a thread or a slot.
+  PeerCred peer;
+  if (!GetPeerCred(sock.native_handle(), peer)) return DoAccept();  // sock closes
+  bool allowed = true;
+  if (authorize) {
+    try {
+      allowed = authorize(peer);
+    } catch (...) {
+      allowed = false;  // fail closed
     }
   }
+  if (allowed) {
+    Admit(std::move(sock), peer);
+  } else {
+    refusals.Refuse(std::move(sock), 403, "Forbidden",
+                    "uid " + std::to_string(peer.uid) +
+                        " is not allowed to use the lifecycle-agent API (root only)");
+  }
   DoAccept();
+}
+
+void UnixHttpServer::Impl::Admit(Local::socket sock, const PeerCred& peer) {
+  std::lock_guard lk(conns_mu);
+  ReapLocked();
+  if (!MakeRoomLocked(peer.uid)) {
+    refusals.Refuse(std::move(sock), 503, "ServiceUnavailable",
+                    "too many connections from uid " + std::to_string(peer.uid) +
+                        " to the lifecycle-agent API; close idle ones and retry");
+    return;
+  }
+  auto conn = std::make_shared<Conn>(std::move(sock), peer);
+  // Out of threads, dropping the connection (conn's destructor closes it) is all we can do.
+  try {
+    Conn* c = conn.get();
+    conn->thread = std::thread([this, c] { Serve(*c); });
+    conns.push_back(std::move(conn));
+  } catch (const std::system_error&) {
+  }
+}
+
+// Within both limits, possibly by evicting the oldest idle connection (of `uid` when it is at
+// its own limit, else of the uid holding the most). False: nothing idle to give up.
+bool UnixHttpServer::Impl::MakeRoomLocked(uid_t uid) {
+  std::map<uid_t, std::size_t> per_uid;
+  std::size_t total = 0;
+  for (const auto& c : conns) {
+    if (c->done || c->evicted) continue;
+    ++per_uid[c->peer.uid];
+    ++total;
+  }
+  std::optional<uid_t> victim_uid;
+  if (per_uid[uid] >= kMaxConnectionsPerUid) {
+    victim_uid = uid;
+  } else if (total >= kMaxConnections) {
+    victim_uid = std::max_element(per_uid.begin(), per_uid.end(), [](const auto& a, const auto& b) {
+                   return a.second < b.second;
+                 })->first;
+  } else {
+    return true;
+  }
+  std::vector<std::pair<std::chrono::steady_clock::time_point, Conn*>> candidates;
+  for (const auto& c : conns) {
+    if (c->done || c->evicted || c->peer.uid != *victim_uid) continue;
+    std::lock_guard cl(c->mu);
+    if (c->idle) candidates.emplace_back(c->idle_since, c.get());
+  }
+  std::sort(candidates.begin(), candidates.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [since, c] : candidates) {
+    if (EvictIfIdle(*c)) return true;
+  }
+  return false;
 }
 
 void UnixHttpServer::Impl::ReapLocked() {
@@ -614,40 +657,18 @@ void UnixHttpServer::Impl::Serve(Conn& c) {
 }
 
 void UnixHttpServer::Impl::ServeConnection(Conn& c) {
-  PeerCred peer;
-  if (!GetPeerCred(c.sock.native_handle(), peer)) return;
+  const PeerCred& peer = c.peer;
   TimedStream stream(c.sock, opts.idle_timeout);
   beast::flat_buffer buffer;
-
-  bool allowed = true;
-  if (authorize) {
-    try {
-      allowed = authorize(peer);
-    } catch (...) {
-      allowed = false;  // fail closed
-    }
-  }
-  if (!allowed) {
-    // Read the request head first (best effort) so the client is listening when we answer.
-    stream.set_timeout(std::min<std::chrono::milliseconds>(opts.idle_timeout, kRefusalReadTime));
-    bhttp::request_parser<bhttp::empty_body> parser;
-    parser.header_limit(kHeaderLimit);
-    error_code ec;
-    bhttp::read_header(stream, buffer, parser, ec);
-    WriteStatus(stream, 11, 403, "Forbidden",
-                "uid " + std::to_string(peer.uid) +
-                    " is not allowed to use the lifecycle-agent API (root only)",
-                /*keep_alive=*/false);
-    LingerClose(c, stream);
-    return;
-  }
 
   while (!stopping) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(kHeaderLimit);
     parser.body_limit(opts.max_body_bytes);
     error_code ec;
+    SetIdle(c, true);
     bhttp::read_header(stream, buffer, parser, ec);
+    SetIdle(c, false);
     if (!ec && !parser.is_done()) {
       // curl and others wait (briefly) for this before sending a large body.
       if (beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
@@ -745,6 +766,7 @@ void UnixHttpServer::Impl::Stop() {
   if (accept_thread.joinable()) accept_thread.join();
   error_code ec;
   acceptor.close(ec);
+  refusals.CloseAll();
 
   // The accept thread is gone, so the list can only shrink now.
   std::list<std::shared_ptr<Conn>> all;

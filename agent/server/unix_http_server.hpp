@@ -4,7 +4,12 @@
 // The daemon has a handful of local clients (the CLI, maybe a watcher), so the design favours
 // simplicity over scale: one acceptor thread and one thread per connection doing synchronous
 // Beast reads and writes with keep-alive. Access control is by peer credentials (SO_PEERCRED),
-// checked once per connection, on top of the socket file's mode.
+// on top of the socket file's mode, checked on the acceptor thread right after accept(): a
+// refused peer is answered 403 asynchronously (a few at a time, a second each; refusal.hpp) and
+// never holds a thread or a connection slot, so a flood of refused connections cannot starve
+// permitted ones. Permitted peers get at most 32 connections per uid and 256 in all; past that
+// a new connection replaces the oldest idle one (of its uid, or of the uid holding the most), or
+// is answered 503 when none is idle. Idle keep-alive connections close after idle_timeout.
 #include <sys/types.h>
 
 #include <chrono>
@@ -64,7 +69,8 @@ class ResponseSink {
 // Called on the connection's thread, so possibly concurrently for different connections.
 using Handler = std::function<void(const Request&, ResponseSink&)>;
 // false -> 403 with a Kubernetes Status body, then the connection is closed. Checked once per
-// connection. An empty Authorizer admits every peer the socket file's mode lets in.
+// connection, on the acceptor thread (so it must be quick). An empty Authorizer admits every
+// peer the socket file's mode lets in.
 using Authorizer = std::function<bool(const PeerCred&)>;
 
 struct ServerOptions {

@@ -168,14 +168,17 @@ class AgentHost {
 
   // Added to the environment of every daemon start (e.g. LCA_FAILPOINTS) until cleared.
   void SetDaemonEnv(std::map<std::string, std::string> env) { daemon_env_ = std::move(env); }
+  // The daemon's --registries-conf from now on, instead of the bed registry's.
+  void SetRegistriesConf(std::filesystem::path file) { registries_conf_ = std::move(file); }
+  pid_t DaemonPid() const { return daemon_ ? daemon_->pid() : -1; }
 
   void Start(const std::map<std::string, std::string>& extra_env = {}) {
     std::vector<std::string> argv = {
         kDaemonBin, "--state-dir", StateDir().string(), "--socket",
         (dir_ / "run/lca.sock").string(), "--sysroot", sysroot().string(), "--proc-cmdline",
         cmdline_.string(), "--config-dir", (dir_ / "etc").string(), "--registries-conf",
-        registry_.registries_conf().string(), "--signature-policy",
-        registry_.policy_json().string(), "--node-pull-secret",
+        (registries_conf_.empty() ? registry_.registries_conf() : registries_conf_).string(),
+        "--signature-policy", registry_.policy_json().string(), "--node-pull-secret",
         (dir_ / "pull-secret.json").string(), "--config", (dir_ / "none.yaml").string(),
         "--systemctl-command", (dir_ / "bin/systemctl").string(), "--reboot-command",
         (dir_ / "bin/reboot").string(), "--log-level", "debug",
@@ -331,6 +334,7 @@ class AgentHost {
   int boots_ = 0;
   std::unique_ptr<ChildProcess> daemon_;
   std::map<std::string, std::string> daemon_env_;
+  std::filesystem::path registries_conf_;
   std::optional<int> pending_exit_;
 };
 

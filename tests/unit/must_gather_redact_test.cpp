@@ -30,6 +30,29 @@ TEST(RedactText, JsonYamlHeadersAndBearerTokens) {
             "tokenizer: on\nmyauth: x\nauthors: me\n");
 }
 
+TEST(RedactText, LongValuesAfterAKeyAreRedactedWithoutRecursion) {
+  // std::regex recursed once per character here: this crashed lcactl must-gather.
+  const std::string long_value(300000, 'x');
+  EXPECT_EQ(RedactText("{\"token\": \"" + long_value + "\"}\n"), "{\"token\": \"REDACTED\"}\n");
+  EXPECT_EQ(RedactText("password=" + long_value + " next"), "password=REDACTED next");
+  EXPECT_EQ(RedactText("Authorization: " + long_value), "Authorization: REDACTED");
+  EXPECT_EQ(RedactText("Bearer " + long_value), "Bearer REDACTED");
+}
+
+TEST(RedactText, EdgeCasesKeepTheRegexSemantics) {
+  EXPECT_EQ(RedactText("auth: \"a\\\"b\" tail"), "auth: \"REDACTED\" tail");
+  // Neither quoted (no closing quote on the line) nor bare (starts with a quote): kept.
+  EXPECT_EQ(RedactText("token: \"unterminated\nnext"), "token: \"unterminated\nnext");
+  EXPECT_EQ(RedactText("\"Password\"=\"p\",x"), "\"Password\"=\"REDACTED\",x");
+  EXPECT_EQ(RedactText("identitytoken:abc}"), "identitytoken:REDACTED}");
+  EXPECT_EQ(RedactText("x_token: a"), "x_token: a");
+  EXPECT_EQ(RedactText("authorization = \n"), "authorization =REDACTED\n");
+  EXPECT_EQ(RedactText("bearer\tA+b/c= d"), "bearer\tREDACTED d");
+  EXPECT_EQ(RedactText("bearer: x"), "bearer: x");
+  EXPECT_EQ(RedactText("a,token=\"q\" AUTH=z registrytoken :  \"v\\\\\""),
+            "a,token=\"REDACTED\" AUTH=REDACTED registrytoken :  \"REDACTED\"");
+}
+
 TEST(SafeMemberName, RelativeAndPlain) {
   EXPECT_TRUE(SafeMemberName("object.json"));
   EXPECT_TRUE(SafeMemberName("config/lifecycle-agent.yaml"));

@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -320,6 +322,105 @@ TEST_F(TransportTest, NonRootPeerIsRejected) {
   EXPECT_EQ(WEXITSTATUS(wstatus), 0);
   EXPECT_EQ(seen_uid.load(), 65534u);
   EXPECT_EQ(handled, 0);
+}
+
+// A peer holding `n` idle connections, from a forked child running as `uid`. Only
+// async-signal-safe calls after fork: the server's threads may hold the allocator's lock.
+class IdleFlood {
+ public:
+  IdleFlood(const fs::path& sock, uid_t uid, int n) {
+    int ready[2];
+    int done[2];
+    if (::pipe(ready) != 0 || ::pipe(done) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(ready[0]);
+      ::close(done[1]);
+      if (::getuid() != uid && (::setgid(uid) != 0 || ::setuid(uid) != 0)) ::_exit(10);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::strncpy(addr.sun_path, sock.c_str(), sizeof(addr.sun_path) - 1);
+      char opened = 0;
+      for (int i = 0; i < n; ++i) {
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+          opened = static_cast<char>(std::min(opened + 1, 127));
+        }
+      }
+      if (::write(ready[1], &opened, 1) != 1) ::_exit(11);
+      char c;
+      while (::read(done[0], &c, 1) < 0 && errno == EINTR) {
+      }
+      ::_exit(0);
+    }
+    ::close(ready[1]);
+    ::close(done[0]);
+    done_ = done[1];
+    char opened = 0;
+    if (::read(ready[0], &opened, 1) == 1) opened_ = opened;
+    ::close(ready[0]);
+  }
+  ~IdleFlood() {
+    if (done_ >= 0) ::close(done_);
+    if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
+  }
+  // Connections that connect() accepted (capped at 127 in the count).
+  int opened() const { return opened_; }
+
+ private:
+  pid_t pid_ = -1;
+  int done_ = -1;
+  int opened_ = 0;
+};
+
+TEST_F(TransportTest, RefusedPeersFloodingCannotStarveAPermittedOne) {
+  if (::getuid() != 0) GTEST_SKIP() << "needs root to switch to uid 65534";
+  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);
+  StartServer([&](const Request&, ResponseSink& sink) { Reply(sink, 200, "{}"); },
+              [](const PeerCred& peer) { return peer.uid == 0; },
+              [](ServerOptions& o) { o.socket_mode = 0666; });
+  IdleFlood flood(sock_, 65534, 300);
+  ASSERT_GT(flood.opened(), 100);
+  for (int i = 0; i < 5; ++i) {
+    const auto t0 = Clock::now();
+    EXPECT_EQ(UnixHttpClient(sock_).Request("GET", "/x", "", "", 3000ms).status, 200);
+    EXPECT_LT(Clock::now() - t0, 1s);
+  }
+}
+
+TEST_F(TransportTest, OneUidsIdleConnectionsCannotStarveAnother) {
+  if (::getuid() != 0) GTEST_SKIP() << "needs root to switch to uid 65534";
+  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);
+  std::atomic<int> handled{0};
+  StartServer([&](const Request&, ResponseSink& sink) { ++handled, Reply(sink, 200, "{}"); },
+              AllowAll, [](ServerOptions& o) { o.socket_mode = 0666; });
+  IdleFlood flood(sock_, 65534, 300);
+  ASSERT_GT(flood.opened(), 100);
+  const auto t0 = Clock::now();
+  EXPECT_EQ(UnixHttpClient(sock_).Request("GET", "/x", "", "", 3000ms).status, 200);
+  EXPECT_LT(Clock::now() - t0, 1s);
+  EXPECT_EQ(handled, 1);
+}
+
+TEST_F(TransportTest, AUidAtItsLimitGivesUpItsOldestIdleConnection) {
+  StartServer([](const Request&, ResponseSink& sink) { Reply(sink, 200, "{}"); });
+  std::vector<int> fds;
+  for (int i = 0; i < 32; ++i) {
+    fds.push_back(ConnectRaw(sock_));
+    ASSERT_GE(fds.back(), 0);
+    std::this_thread::sleep_for(2ms);  // a clear order of idleness
+  }
+  // The 33rd connection is served; the oldest idle one was closed to make room.
+  EXPECT_EQ(UnixHttpClient(sock_).Request("GET", "/x", "", "", 3000ms).status, 200);
+  const auto t0 = Clock::now();
+  EXPECT_EQ(ReadAll(fds[0]), "");
+  EXPECT_LT(Clock::now() - t0, 2s) << "the oldest connection was not closed";
+  // The others are still open: a request on the newest one is answered.
+  const std::string get = "GET /y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(fds.back(), get.data(), get.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(get.size()));
+  EXPECT_NE(ReadAll(fds.back()).find("HTTP/1.1 200"), std::string::npos);
+  for (int fd : fds) ::close(fd);
 }
 
 TEST_F(TransportTest, StreamedLinesArriveOneByOne) {
