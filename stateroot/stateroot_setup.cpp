@@ -10,7 +10,9 @@
 #include <set>
 
 #include "common/atomic_file.hpp"
+#include "common/bytes.hpp"
 #include "common/error.hpp"
+#include "common/state_layout.hpp"
 #include "stateroot/archive.hpp"
 #include "stateroot/oci_layout.hpp"
 #include "stateroot/seed_format.hpp"
@@ -67,18 +69,7 @@ uint64_t AvailableBytes(const fs::path& path) {
   return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
-std::string HumanBytes(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
+std::string HumanBytes(uint64_t bytes) { return FormatBytes(bytes); }
 
 StaterootSetup::StaterootSetup(OstreeSysroot& sysroot, fs::path work, std::string stateroot)
     : sysroot_(sysroot), work_(std::move(work)), stateroot_(std::move(stateroot)) {}
@@ -252,7 +243,7 @@ std::vector<std::string> StaterootSetup::ApplyEtc(const Deployment& d, const See
 void StaterootSetup::WriteRollbackConfig(const Json& config) {
   const fs::path dir = stateroot_dir() / "var" / "lib" / "lca";
   EnsureDir(dir, 0700);
-  WriteFileAtomic(dir / "autorollback_config.json", ToPrettyJson(config), 0600);
+  WriteFileAtomic(dir / state_layout::kAutoRollbackConfig, ToPrettyJson(config), 0600);
 }
 
 void StaterootSetup::RemoveWorkDir() { RemoveAll(work_); }

@@ -65,10 +65,17 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
       (key == "precacheConcurrency" ? cfg.precache_concurrency : cfg.precache_timeout_seconds) =
           static_cast<int>(v.get<int64_t>());
     } else if (key == "precacheBestEffort" || key == "precacheDisabled") {
-      if (!v.is_boolean()) throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
-      (key == "precacheBestEffort" ? cfg.precache_best_effort : cfg.precache_disabled) = v.get<bool>();
+      if (!v.is_boolean())
+        throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
+      (key == "precacheBestEffort" ? cfg.precache_best_effort : cfg.precache_disabled) =
+          v.get<bool>();
+    } else if (key == "maxStepAttempts") {
+      if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 1000)
+        throw Error(Errc::kInvalid, where + ": maxStepAttempts: must be an integer from 1 to 1000");
+      cfg.max_step_attempts = static_cast<int>(v.get<int64_t>());
     } else if (key == "recoveryBackup") {
-      if (!v.is_boolean()) throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
+      if (!v.is_boolean())
+        throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
       cfg.recovery_backup = v.get<bool>();
     } else if (key == "recoveryConfig") {
       cfg.recovery_config = str();
@@ -89,12 +96,15 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
       }
       (key == "rebootCommand" ? cfg.reboot_command : cfg.systemctl_command) = std::move(argv);
     } else {
-      throw Error(Errc::kInvalid,
-                  where + ": unknown key '" + key +
-                      "' (known: sysroot, stateDir, socket, socketMode, procCmdline, configDir, "
-                      "containersRoot, logLevel, registriesConf, signaturePolicy, runningVersion, "
-                      "nodePullSecret, containersRunroot, containersStorageDriver, precacheConcurrency, "
-                      "precacheTimeoutSeconds, precacheBestEffort, precacheDisabled, releaseRegistry, hooksDir, hookTimeoutSeconds, rebootCommand, systemctlCommand, recoveryBackup, recoveryConfig, metricsAddress)");
+      throw Error(
+          Errc::kInvalid,
+          where + ": unknown key '" + key +
+              "' (known: sysroot, stateDir, socket, socketMode, procCmdline, configDir, "
+              "containersRoot, logLevel, registriesConf, signaturePolicy, runningVersion, "
+              "nodePullSecret, containersRunroot, containersStorageDriver, precacheConcurrency, "
+              "precacheTimeoutSeconds, precacheBestEffort, precacheDisabled, releaseRegistry, "
+              "hooksDir, hookTimeoutSeconds, rebootCommand, systemctlCommand, recoveryBackup, "
+              "recoveryConfig, metricsAddress, maxStepAttempts)");
     }
   }
   return cfg;

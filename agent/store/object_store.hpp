@@ -12,12 +12,13 @@
 
 #include "agent/api/ibu.hpp"
 #include "common/json_yaml.hpp"
+#include "common/state_layout.hpp"
 
 namespace lca {
 
 class ObjectStore {
  public:
-  static constexpr const char* kFileName = "ibu.json";
+  static constexpr const char* kFileName = state_layout::kObject;
 
   // Loads <state_dir>/ibu.json, or creates the default Idle object (generation 1) when there is
   // none. Creates state_dir 0700. A file that does not parse is an error naming the file: the

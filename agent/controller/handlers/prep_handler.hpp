@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/controller/handlers/cleanup.hpp"
 #include "agent/controller/handlers/precache_phase.hpp"
@@ -14,7 +15,6 @@
 namespace lca {
 
 struct PrepOptions {
-  std::filesystem::path proc_cmdline = "/proc/cmdline";
   // The running release when the booted commit has no "version" metadata, or to override it
   // (Kubernetes mode reads ClusterVersion instead).
   std::optional<std::string> running_version;
@@ -37,6 +37,8 @@ class PrepHandler final : public StageHandler {
   explicit PrepHandler(PrepOptions opts) : opts_(std::move(opts)) {}
   Work work() const override { return Work::kPrep; }
   Outcome Run(StageContext& ctx) override;
+  // The persisted names of kPrepSteps (prep_steps.cpp), in order.
+  static std::vector<std::string> StepNames();
 
   // The reference's message, after the stateroot and the pre-cache phases.
   static constexpr const char* kCompleted = "Prep stage completed successfully";
