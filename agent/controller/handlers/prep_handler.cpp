@@ -120,10 +120,6 @@ Outcome CompletedOutcome(StageContext& ctx, const PrecacheOptions& precache) {
 
 }  // namespace
 
-Error PrepFailure(const std::string& prefix, const std::exception& e) {
-  return Error(Errc::kInvalid, prefix + ": " + e.what());
-}
-
 Outcome PrepHandler::Run(StageContext& ctx) {
   PrepRun p{ctx, opts_, ctx.Object(), ctx.Host()};
   try {

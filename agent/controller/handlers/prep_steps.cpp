@@ -213,6 +213,10 @@ constexpr Step<PrepRun> kPrepSteps[] = {
 
 }  // namespace
 
+Error PrepFailure(const std::string& prefix, const std::exception& e) {
+  return Error(Errc::kInvalid, prefix + ": " + e.what());
+}
+
 std::span<const Step<PrepRun>> PrepSteps() { return kPrepSteps; }
 
 }  // namespace lca

@@ -7,7 +7,8 @@
 #include <span>
 #include <string>
 
-#include "agent/controller/handlers/prep_handler.hpp"
+#include "agent/controller/handlers/prep_options.hpp"
+#include "agent/controller/stage_handler.hpp"
 #include "common/error.hpp"
 #include "common/step_runner.hpp"
 #include "stateroot/ostree_sysroot.hpp"
