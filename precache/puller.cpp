@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -79,300 +81,386 @@ std::string PullResult::DescribeFailures(size_t max_items) const {
   return out;
 }
 
-PullResult PullImages(ProcessRunner& runner, const PodmanConfig& podman,
-                      const std::vector<PullItem>& items, const PullOptions& opts_in,
-                      ProgressRecorder* recorder, const PullHooks& hooks) {
-  PullOptions opts = opts_in;
-  if (opts.window < 1) opts.window = 10;
-  if (opts.max_chunk < 1) opts.max_chunk = 1;
-  if (opts.attempts < 1) opts.attempts = 1;
+namespace {
 
-  PullResult result;
-  // 1. What is already here: one listing, no registry round trip.
-  const LocalImages local = ListLocalImages(runner, podman);
-  std::set<std::string> stale;
-  if (opts.tag_check) {
-    std::vector<std::string> refs;
-    for (const auto& it : items) refs.push_back(it.image);
-    stale = FindStaleTags(local, refs, *opts.tag_check);
+// The scheduler behind PullImages: which images go into which `podman pull` process and when,
+// on `window` worker threads sharing one state under `mu_`. Primers (images holding a large
+// layer that later images share) go first; failed images are retried alone with a backoff;
+// a cancel or the deadline stops the workers at their next decision.
+class PullScheduler {
+ public:
+  PullScheduler(ProcessRunner& runner, const PodmanConfig& podman,
+                const std::vector<PullItem>& items, PullOptions opts, ProgressRecorder* recorder,
+                const PullHooks& hooks)
+      : runner_(runner),
+        podman_(podman),
+        items_(items),
+        opts_(std::move(opts)),
+        recorder_(recorder),
+        hooks_(hooks) {
+    if (opts_.window < 1) opts_.window = 10;
+    if (opts_.max_chunk < 1) opts_.max_chunk = 1;
+    if (opts_.attempts < 1) opts_.attempts = 1;
   }
-  std::vector<Task> tasks;
-  std::set<std::string> seen;
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (!seen.insert(items[i].image).second) continue;
-    if (local.Contains(items[i].image) && !stale.contains(items[i].image)) {
-      result.skipped.push_back(items[i].image);
-      if (recorder != nullptr) recorder->RecordPulled();
-      continue;
+
+  PullResult Run() {
+    PlanTasks();
+    ChooseShape();
+    AddPrimers();
+    if (!tasks_.empty()) {
+      std::vector<std::thread> threads;
+      const size_t n = std::min(opts_.window, tasks_.size());
+      threads.reserve(n);
+      for (size_t i = 0; i < n; ++i) threads.emplace_back([this] { Worker(); });
+      for (auto& th : threads) th.join();
     }
-    Task t;
-    t.index = i;
-    tasks.push_back(t);
-    result.bytes_total += items[i].bytes;
+    FailNotAttempted();
+    RecheckFailed();
+    if (recorder_ != nullptr) recorder_->Flush();
+    return result_;
   }
-  spdlog::info("precache: {} images, {} already present, {} to pull", seen.size(),
-               result.skipped.size(), tasks.size());
+
+ private:
+  // 1. What is already here: one listing, no registry round trip.
+  void PlanTasks() {
+    const LocalImages local = ListLocalImages(runner_, podman_);
+    std::set<std::string> stale;
+    if (opts_.tag_check) {
+      std::vector<std::string> refs;
+      for (const auto& it : items_) refs.push_back(it.image);
+      stale = FindStaleTags(local, refs, *opts_.tag_check);
+    }
+    std::set<std::string> seen;
+    for (size_t i = 0; i < items_.size(); ++i) {
+      if (!seen.insert(items_[i].image).second) continue;
+      if (local.Contains(items_[i].image) && !stale.contains(items_[i].image)) {
+        result_.skipped.push_back(items_[i].image);
+        if (recorder_ != nullptr) recorder_->RecordPulled();
+        continue;
+      }
+      Task t;
+      t.index = i;
+      tasks_.push_back(t);
+      result_.bytes_total += items_[i].bytes;
+    }
+    spdlog::info("precache: {} images, {} already present, {} to pull", seen.size(),
+                 result_.skipped.size(), tasks_.size());
+  }
 
   // The shape: one process for a near registry, the window otherwise (PullOptions::round_trip).
-  if (opts.round_trip && *opts.round_trip < opts.near_round_trip && !tasks.empty()) {
-    result.near_registry = true;
-    opts.window = 1;
-    opts.max_chunk = tasks.size();
-    // In one process a shared layer is fetched once anyway: no image has to wait for another.
-    opts.primer_min_layer_bytes = UINT64_MAX;
-    spdlog::info("precache: registry round trip {:.1f} ms: one podman process for the {} images",
-                 static_cast<double>(opts.round_trip->count()) / 1000, tasks.size());
-  } else if (opts.round_trip) {
-    spdlog::info("precache: registry round trip {:.1f} ms: up to {} podman processes at once",
-                 static_cast<double>(opts.round_trip->count()) / 1000, opts.window);
+  void ChooseShape() {
+    if (opts_.round_trip && *opts_.round_trip < opts_.near_round_trip && !tasks_.empty()) {
+      result_.near_registry = true;
+      opts_.window = 1;
+      opts_.max_chunk = tasks_.size();
+      // In one process a shared layer is fetched once anyway: no image has to wait for another.
+      opts_.primer_min_layer_bytes = UINT64_MAX;
+      spdlog::info("precache: registry round trip {:.1f} ms: one podman process for the {} images",
+                   static_cast<double>(opts_.round_trip->count()) / 1000, tasks_.size());
+    } else if (opts_.round_trip) {
+      spdlog::info("precache: registry round trip {:.1f} ms: up to {} podman processes at once",
+                   static_cast<double>(opts_.round_trip->count()) / 1000, opts_.window);
+    }
   }
 
   // 2. Primers: the first image holding a large layer that later images share goes first.
-  {
+  void AddPrimers() {
     std::map<std::string, size_t> owner;  // layer -> task position
-    for (size_t t = 0; t < tasks.size(); ++t) {
-      const PullItem& it = items[tasks[t].index];
+    for (size_t t = 0; t < tasks_.size(); ++t) {
+      const PullItem& it = items_[tasks_[t].index];
       for (size_t l = 0; l < it.layers.size(); ++l) {
         const uint64_t size = l < it.layer_sizes.size() ? it.layer_sizes[l] : 0;
-        if (size < opts.primer_min_layer_bytes) continue;
+        if (size < opts_.primer_min_layer_bytes) continue;
         auto [pos, inserted] = owner.emplace(it.layers[l], t);
+        auto& deps = tasks_[t].deps;
         if (!inserted && pos->second != t &&
-            std::find(tasks[t].deps.begin(), tasks[t].deps.end(), pos->second) ==
-                tasks[t].deps.end()) {
-          tasks[t].deps.push_back(pos->second);
+            std::find(deps.begin(), deps.end(), pos->second) == deps.end()) {
+          deps.push_back(pos->second);
         }
       }
     }
   }
 
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t in_flight = 0;
-  bool stop = false;
-
-  // Reports one image done. Progress may run ahead of the attribution: `podman pull a b c`
-  // prints an ID per image it pulled, but not which argument it was (it goes on past a failed
-  // one), so each line is credited at once (the counts, the hook, the failpoint) and the image
-  // is only named when the process ends; `credited` says its counts were already given.
-  auto report = [&] {  // mu held
-    if (hooks.progress) hooks.progress(result);
+  // Reports one image done (mu_ held). Progress may run ahead of the attribution: `podman pull
+  // a b c` prints an ID per image it pulled, but not which argument it was (it goes on past a
+  // failed one), so each line is credited at once (the counts, the hook, the failpoint) and the
+  // image is only named when the process ends; `credited` says its counts were already given.
+  void Report() {
+    if (hooks_.progress) hooks_.progress(result_);
     // Tests kill the daemon here ("N*crash") to show a restarted Prep resumes the pre-cache.
     LCA_FAILPOINT("precache.image-done");
-  };
-  auto finish = [&](size_t t, bool ok, const std::string& error, bool log = true,
-                    bool credited = false) {  // mu held
-    tasks[t].done = true;
-    const PullItem& it = items[tasks[t].index];
+  }
+
+  void Finish(size_t t, bool ok, const std::string& error, bool log = true,
+              bool credited = false) {  // mu_ held
+    tasks_[t].done = true;
+    const PullItem& it = items_[tasks_[t].index];
     if (ok) {
-      result.pulled.push_back(it.image);
-      result.bytes_done += it.bytes;
+      result_.pulled.push_back(it.image);
+      result_.bytes_done += it.bytes;
       if (credited) return;
-      if (recorder != nullptr) recorder->RecordPulled();
+      if (recorder_ != nullptr) recorder_->RecordPulled();
     } else {
-      result.failed.push_back(it.image);
-      result.errors[it.image] = error;
-      if (recorder != nullptr) recorder->RecordFailed(it.image);
+      result_.failed.push_back(it.image);
+      result_.errors[it.image] = error;
+      if (recorder_ != nullptr) recorder_->RecordFailed(it.image);
       if (log) spdlog::error("precache: failed to pull {}: {}", it.image, error);
     }
-    report();
-  };
-  auto ready = [&](const Task& t, Clock::time_point now) {
-    if (t.done || t.in_flight || t.not_before > now) return false;
-    return std::all_of(t.deps.begin(), t.deps.end(), [&](size_t d) { return tasks[d].done; });
-  };
-  auto remaining = [&] {
-    return std::count_if(tasks.begin(), tasks.end(), [](const Task& t) { return !t.done; });
-  };
+    Report();
+  }
 
-  auto worker = [&] {
-    std::unique_lock lock(mu);
+  bool Ready(const Task& t, Clock::time_point now) const {
+    if (t.done || t.in_flight || t.not_before > now) return false;
+    return std::all_of(t.deps.begin(), t.deps.end(), [&](size_t d) { return tasks_[d].done; });
+  }
+
+  size_t Remaining() const {
+    return static_cast<size_t>(
+        std::count_if(tasks_.begin(), tasks_.end(), [](const Task& t) { return !t.done; }));
+  }
+
+  // A cancel or the deadline stops every worker at its next decision (mu_ held).
+  void StopIfDue(Clock::time_point now) {
+    if (stop_ || !((hooks_.cancelled && hooks_.cancelled()) || now >= opts_.deadline)) return;
+    stop_ = true;
+    if (now >= opts_.deadline) {
+      result_.timed_out = true;
+    } else {
+      result_.cancelled = true;
+    }
+    cv_.notify_all();
+  }
+
+  // Chunk: first-attempt tasks that are ready, sized so every slot gets a share; retries go
+  // alone so one bad image cannot fail its neighbours again (mu_ held).
+  std::vector<size_t> NextChunk(Clock::time_point now) const {
+    std::vector<size_t> chunk;
+    size_t ready_first = 0;
+    for (const auto& t : tasks_) ready_first += (Ready(t, now) && t.attempts == 0) ? 1 : 0;
+    const size_t share =
+        std::clamp<size_t>((ready_first + opts_.window - 1) / opts_.window, 1, opts_.max_chunk);
+    for (size_t t = 0; t < tasks_.size() && chunk.size() < share; ++t) {
+      if (!Ready(tasks_[t], now)) continue;
+      if (tasks_[t].attempts > 0) {
+        if (chunk.empty()) chunk.push_back(t);
+        break;
+      }
+      chunk.push_back(t);
+    }
+    return chunk;
+  }
+
+  // Nothing ready: wait for a pull to finish, a backoff to pass, or a cancel check.
+  void WaitForWork(std::unique_lock<std::mutex>& lock, Clock::time_point now) {
+    auto wake = now + std::chrono::milliseconds(200);
+    for (const auto& t : tasks_) {
+      if (!t.done && !t.in_flight && t.not_before > now) wake = std::min(wake, t.not_before);
+    }
+    wake = std::min(wake, opts_.deadline);
+    cv_.wait_until(lock, wake);
+  }
+
+  void Worker() {
+    std::unique_lock lock(mu_);
     while (true) {
       const auto now = Clock::now();
-      if (!stop && ((hooks.cancelled && hooks.cancelled()) || now >= opts.deadline)) {
-        stop = true;
-        if (now >= opts.deadline)
-          result.timed_out = true;
-        else
-          result.cancelled = true;
-        cv.notify_all();
-      }
-      if (stop || remaining() == 0) {
-        if (in_flight == 0) cv.notify_all();
+      StopIfDue(now);
+      if (stop_ || Remaining() == 0) {
+        if (in_flight_ == 0) cv_.notify_all();
         return;
       }
-      // Chunk: first-attempt tasks that are ready, sized so every slot gets a share; retries
-      // go alone so one bad image cannot fail its neighbours again.
-      std::vector<size_t> chunk;
-      size_t ready_first = 0;
-      for (const auto& t : tasks) ready_first += (ready(t, now) && t.attempts == 0) ? 1 : 0;
-      const size_t share =
-          std::clamp<size_t>((ready_first + opts.window - 1) / opts.window, 1, opts.max_chunk);
-      for (size_t t = 0; t < tasks.size() && chunk.size() < share; ++t) {
-        if (!ready(tasks[t], now)) continue;
-        if (tasks[t].attempts > 0) {
-          if (chunk.empty()) chunk.push_back(t);
-          break;
-        }
-        chunk.push_back(t);
-      }
+      const std::vector<size_t> chunk = NextChunk(now);
       if (chunk.empty()) {
-        // Nothing ready: wait for a pull to finish, a backoff to pass, or a cancel check.
-        auto wake = now + std::chrono::milliseconds(200);
-        for (const auto& t : tasks) {
-          if (!t.done && !t.in_flight && t.not_before > now) wake = std::min(wake, t.not_before);
-        }
-        wake = std::min(wake, opts.deadline);
-        cv.wait_until(lock, wake);
+        WaitForWork(lock, now);
         continue;
       }
-      for (size_t t : chunk) {
-        tasks[t].in_flight = true;
-        ++tasks[t].attempts;
-      }
-      ++in_flight;
-      ++result.processes;
-      std::vector<std::string> args = {"pull", "--quiet"};
-      if (opts.authfile) args.insert(args.end(), {"--authfile", opts.authfile->string()});
-      if (!podman.signature_policy.empty()) {
-        args.insert(args.end(), {"--signature-policy", podman.signature_policy.string()});
-      }
-      args.push_back("--");
-      for (size_t t : chunk) args.push_back(items[tasks[t].index].image);
-      auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-          opts.pull_timeout * static_cast<int64_t>(chunk.size()));
-      if (opts.deadline != Clock::time_point::max()) {
-        timeout = std::max(std::chrono::milliseconds(1),
-                           std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 opts.deadline - now)));
-      }
-      lock.unlock();
-      ProcessSpec spec = PodmanSpec(podman, args, timeout, /*niced=*/true);
-      spec.cancelled = hooks.cancelled;
-      // `podman pull --quiet a b c` prints each image's ID as that image is done: the progress
-      // file follows each image, not each process. The bytes are an estimate (the chunk's
-      // images in order) until the process ends and local storage says which images made it.
-      size_t credited = 0;
-      uint64_t credited_bytes = 0;
-      spec.on_stdout_line = [&](const std::string& line) {
-        if (line.size() != 64 || line.find_first_not_of("0123456789abcdef") != std::string::npos)
-          return;
-        std::lock_guard stream_lock(mu);
-        if (credited == chunk.size()) return;
-        const uint64_t bytes = items[tasks[chunk[credited++]].index].bytes;
-        credited_bytes += bytes;
-        result.bytes_done += bytes;
-        if (recorder != nullptr) recorder->RecordPulled();
-        try {
-          report();
-        } catch (const std::exception& e) {
-          // Nothing may leave the process runner's callback.
-          spdlog::error("precache: reporting progress: {}", e.what());
-        }
-      };
-      ProcessResult r;
-      std::string start_error;
-      try {
-        r = runner.Run(spec);
-      } catch (const std::exception& e) {
-        start_error = e.what();
-      }
-      // Which images of a failed (or stopped) chunk made it: ask local storage, not podman's
-      // error text nor the order of its output. Also for a single image that printed its ID
-      // before a cancel: it is done, and its count was already given.
-      std::optional<LocalImages> after;
-      if (start_error.empty() && !r.ok() && (chunk.size() > 1 || credited > 0)) {
-        try {
-          after = ListLocalImages(runner, podman);
-        } catch (const std::exception& e) {
-          spdlog::warn("precache: listing local images after a failed pull: {}", e.what());
-        }
-      }
-      lock.lock();
-      --in_flight;
-      result.bytes_done -= credited_bytes;  // from here on, counted per image
-      size_t success = 0;
-      for (size_t t : chunk) {
-        tasks[t].in_flight = false;
-        const std::string& image = items[tasks[t].index].image;
-        if (start_error.empty() && (r.ok() || (after && after->Contains(image)))) {
-          finish(t, true, "", true, /*credited=*/success++ < credited);
-          continue;
-        }
-        if (r.cancelled) continue;  // stays not done: "not pulled: … cancelled" below
-        std::string error = start_error;
-        if (error.empty()) {
-          error =
-              chunk.size() == 1 ? PodmanFailure(r) : CleanError(LineAbout(r.stderr_tail, image));
-          if (r.timed_out) error = "timed out: " + r.Describe();
-          if (error.empty()) error = PodmanFailure(r);
-        }
-        const bool permanent = IsPermanentPullError(error) || !start_error.empty();
-        if (permanent || tasks[t].attempts >= opts.attempts) {
-          finish(t, false, error);
-        } else {
-          const auto delay = std::min<std::chrono::milliseconds>(
-              opts.backoff * (int64_t{1} << std::min(tasks[t].attempts - 1, 10)),
-              std::chrono::seconds(30));
-          tasks[t].not_before = Clock::now() + delay;
-          spdlog::warn("precache: pull of {} failed (attempt {}/{}), retrying in {} ms: {}", image,
-                       tasks[t].attempts, opts.attempts, delay.count(), error);
-        }
-      }
-      if (r.cancelled) {
-        if (!stop) result.cancelled = true;
-        stop = true;
-      }
-      cv.notify_all();
+      PullChunk(lock, chunk, now);
+      cv_.notify_all();
     }
+  }
+
+  ProcessSpec ChunkSpec(const std::vector<size_t>& chunk, Clock::time_point now) const {
+    std::vector<std::string> args = {"pull", "--quiet"};
+    if (opts_.authfile) args.insert(args.end(), {"--authfile", opts_.authfile->string()});
+    if (!podman_.signature_policy.empty()) {
+      args.insert(args.end(), {"--signature-policy", podman_.signature_policy.string()});
+    }
+    args.push_back("--");
+    for (size_t t : chunk) args.push_back(items_[tasks_[t].index].image);
+    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+        opts_.pull_timeout * static_cast<int64_t>(chunk.size()));
+    if (opts_.deadline != Clock::time_point::max()) {
+      timeout = std::max(std::chrono::milliseconds(1),
+                         std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               opts_.deadline - now)));
+    }
+    ProcessSpec spec = PodmanSpec(podman_, args, timeout, /*niced=*/true);
+    spec.cancelled = hooks_.cancelled;
+    return spec;
+  }
+
+  // What one `podman pull` of a chunk did, for Settle.
+  struct ChunkRun {
+    ProcessResult r;
+    std::string start_error;
+    size_t credited = 0;          // images whose ID line was counted already
+    uint64_t credited_bytes = 0;  // their estimated bytes
+    std::optional<LocalImages> after;
   };
 
-  if (!tasks.empty()) {
-    std::vector<std::thread> threads;
-    const size_t n = std::min(opts.window, tasks.size());
-    threads.reserve(n);
-    for (size_t i = 0; i < n; ++i) threads.emplace_back(worker);
-    for (auto& th : threads) th.join();
+  // Runs the chunk's process without the lock (mu_ held on entry and on return).
+  void PullChunk(std::unique_lock<std::mutex>& lock, const std::vector<size_t>& chunk,
+                 Clock::time_point now) {
+    for (size_t t : chunk) {
+      tasks_[t].in_flight = true;
+      ++tasks_[t].attempts;
+    }
+    ++in_flight_;
+    ++result_.processes;
+    ProcessSpec spec = ChunkSpec(chunk, now);
+    lock.unlock();
+    ChunkRun run;
+    // `podman pull --quiet a b c` prints each image's ID as that image is done: the progress
+    // file follows each image, not each process. The bytes are an estimate (the chunk's images
+    // in order) until the process ends and local storage says which images made it.
+    spec.on_stdout_line = [&](const std::string& line) { CreditLine(line, chunk, run); };
+    try {
+      run.r = runner_.Run(spec);
+    } catch (const std::exception& e) {
+      run.start_error = e.what();
+    }
+    // Which images of a failed (or stopped) chunk made it: ask local storage, not podman's
+    // error text nor the order of its output. Also for a single image that printed its ID
+    // before a cancel: it is done, and its count was already given.
+    if (run.start_error.empty() && !run.r.ok() && (chunk.size() > 1 || run.credited > 0)) {
+      try {
+        run.after = ListLocalImages(runner_, podman_);
+      } catch (const std::exception& e) {
+        spdlog::warn("precache: listing local images after a failed pull: {}", e.what());
+      }
+    }
+    lock.lock();
+    --in_flight_;
+    result_.bytes_done -= run.credited_bytes;  // from here on, counted per image
+    Settle(chunk, run);
   }
+
+  void CreditLine(const std::string& line, const std::vector<size_t>& chunk, ChunkRun& run) {
+    if (line.size() != 64 || line.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return;
+    std::lock_guard stream_lock(mu_);
+    if (run.credited == chunk.size()) return;
+    const uint64_t bytes = items_[tasks_[chunk[run.credited++]].index].bytes;
+    run.credited_bytes += bytes;
+    result_.bytes_done += bytes;
+    if (recorder_ != nullptr) recorder_->RecordPulled();
+    try {
+      Report();
+    } catch (const std::exception& e) {
+      // Nothing may leave the process runner's callback.
+      spdlog::error("precache: reporting progress: {}", e.what());
+    }
+  }
+
+  // Each image of the chunk: pulled, failed for good, or retried after a backoff (mu_ held).
+  void Settle(const std::vector<size_t>& chunk, const ChunkRun& run) {
+    const ProcessResult& r = run.r;
+    size_t success = 0;
+    for (size_t t : chunk) {
+      tasks_[t].in_flight = false;
+      const std::string& image = items_[tasks_[t].index].image;
+      if (run.start_error.empty() && (r.ok() || (run.after && run.after->Contains(image)))) {
+        Finish(t, true, "", true, /*credited=*/success++ < run.credited);
+        continue;
+      }
+      if (r.cancelled) continue;  // stays not done: "not pulled: … cancelled" below
+      std::string error = run.start_error;
+      if (error.empty()) {
+        error = chunk.size() == 1 ? PodmanFailure(r) : CleanError(LineAbout(r.stderr_tail, image));
+        if (r.timed_out) error = "timed out: " + r.Describe();
+        if (error.empty()) error = PodmanFailure(r);
+      }
+      const bool permanent = IsPermanentPullError(error) || !run.start_error.empty();
+      if (permanent || tasks_[t].attempts >= opts_.attempts) {
+        Finish(t, false, error);
+        continue;
+      }
+      const auto delay = std::min<std::chrono::milliseconds>(
+          opts_.backoff * (int64_t{1} << std::min(tasks_[t].attempts - 1, 10)),
+          std::chrono::seconds(30));
+      tasks_[t].not_before = Clock::now() + delay;
+      spdlog::warn("precache: pull of {} failed (attempt {}/{}), retrying in {} ms: {}", image,
+                   tasks_[t].attempts, opts_.attempts, delay.count(), error);
+    }
+    if (r.cancelled) {
+      if (!stop_) result_.cancelled = true;
+      stop_ = true;
+    }
+  }
+
   // Not attempted because of a stop: one log line for all of them.
-  const std::string stopped = result.timed_out ? "not pulled: the pre-cache deadline passed"
-                                               : "not pulled: pre-caching was cancelled";
-  size_t not_attempted = 0;
-  for (size_t t = 0; t < tasks.size(); ++t) {
-    if (tasks[t].done) continue;
-    ++not_attempted;
-    finish(t, false, stopped, /*log=*/false);
+  void FailNotAttempted() {
+    const std::string stopped = result_.timed_out ? "not pulled: the pre-cache deadline passed"
+                                                  : "not pulled: pre-caching was cancelled";
+    size_t not_attempted = 0;
+    for (size_t t = 0; t < tasks_.size(); ++t) {
+      if (tasks_[t].done) continue;
+      ++not_attempted;
+      Finish(t, false, stopped, /*log=*/false);
+    }
+    if (not_attempted > 0) spdlog::error("precache: {} images {}", not_attempted, stopped);
   }
-  if (not_attempted > 0) spdlog::error("precache: {} images {}", not_attempted, stopped);
 
   // 3. As LCA does: an image that failed by its own name may be present under another one
   // (pulled by digest through an alias); `podman image exists` has the last word.
-  if (!result.failed.empty() && !result.cancelled) {
+  void RecheckFailed() {
+    if (result_.failed.empty() || result_.cancelled) return;
     std::vector<std::string> still;
-    for (const auto& img : result.failed) {
+    for (const auto& img : result_.failed) {
       ProcessResult r;
       try {
-        r = runner.Run(
-            PodmanSpec(podman, {"image", "exists", "--", img}, std::chrono::seconds(60)));
+        r = runner_.Run(
+            PodmanSpec(podman_, {"image", "exists", "--", img}, std::chrono::seconds(60)));
       } catch (const std::exception&) {
         still.push_back(img);
         continue;
       }
       if (r.ok()) {
         spdlog::info("precache: {} failed to pull but is present", img);
-        result.errors.erase(img);
-        result.pulled.push_back(img);
+        result_.errors.erase(img);
+        result_.pulled.push_back(img);
       } else {
         still.push_back(img);
       }
     }
-    if (still.size() != result.failed.size() && recorder != nullptr) {
+    if (still.size() != result_.failed.size() && recorder_ != nullptr) {
       // The file keeps what happened to each pull; the verdict uses `still`.
-      recorder->Flush();
+      recorder_->Flush();
     }
-    result.failed = std::move(still);
+    result_.failed = std::move(still);
   }
-  if (recorder != nullptr) recorder->Flush();
-  return result;
+
+  ProcessRunner& runner_;
+  const PodmanConfig& podman_;
+  const std::vector<PullItem>& items_;
+  PullOptions opts_;
+  ProgressRecorder* recorder_;
+  const PullHooks& hooks_;
+
+  PullResult result_;
+  std::vector<Task> tasks_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t in_flight_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace
+
+PullResult PullImages(ProcessRunner& runner, const PodmanConfig& podman,
+                      const std::vector<PullItem>& items, const PullOptions& opts,
+                      ProgressRecorder* recorder, const PullHooks& hooks) {
+  return PullScheduler(runner, podman, items, opts, recorder, hooks).Run();
 }
 
 }  // namespace lca::precache

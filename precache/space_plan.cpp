@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/atomic_file.hpp"
+#include "common/bytes.hpp"
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
 #include "precache/registries_conf.hpp"
@@ -267,22 +268,7 @@ uint64_t AvailableBelowThreshold(const FsUsage& fs, int high) {
   return avail <= 0 ? 0 : static_cast<uint64_t>(avail);
 }
 
-std::string Bytes(uint64_t n) {
-  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 5) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  if (u == 0) {
-    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-  }
-  return buf;
-}
+std::string Bytes(uint64_t n) { return FormatBytes(n); }
 
 std::string SpacePlan::Describe() const {
   char exp[16];

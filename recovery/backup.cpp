@@ -101,30 +101,6 @@ std::string Stamp() {
   return buf;
 }
 
-// Journals the step before it runs, so a run after a kill can say where the last one stopped.
-template <class F>
-auto Step(const fs::path& journal, const std::string& name, F&& f) {
-  WriteFileAtomic(journal, ToPrettyJson(Json{{"step", name}, {"startedAt", FormatTime(Now())}}),
-                  0600);
-  LCA_FAILPOINT("recovery.backup." + name);
-  const auto start = std::chrono::steady_clock::now();
-  spdlog::info("backup: {}", name);
-  auto done = [&] {
-    spdlog::info("backup: {} done in {} ms", name,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::steady_clock::now() - start)
-                     .count());
-  };
-  if constexpr (std::is_void_v<decltype(f())>) {
-    WithContext(name, std::forward<F>(f));
-    done();
-  } else {
-    auto r = WithContext(name, std::forward<F>(f));
-    done();
-    return r;
-  }
-}
-
 // Pins the booted deployment and undeploys the other deployments of its stateroot. Other
 // stateroots (an IBU's new one) are never touched.
 stateroot::Deployment PinBooted(const HostConfig& host) {
@@ -156,7 +132,174 @@ stateroot::Deployment PinBooted(const HostConfig& host) {
   return *dep;
 }
 
+// What every backup step works with.
+struct BackupRun {
+  const BackupOptions& opts;
+  ProcessRunner& runner;
+  const HostConfig& host;
+  fs::path dir;
+  fs::path staging;
+  std::vector<std::string> extras;
+  BackupManifest m;
+  BackupResult& result;
+};
+
+// Finishes or discards what an interrupted earlier backup left.
+void Recover(BackupRun& b) {
+  if (fs::exists(b.dir / layout::kSwapJournal)) {
+    spdlog::info("backup: finishing the swap of an earlier backup that was interrupted");
+    FinishSwap(b.dir);
+  }
+  RemoveAll(b.staging);
+  RemoveAll(b.dir / layout::kOld);
+}
+
+void CheckSpace(BackupRun& b) {
+  const SizeEstimate est = EstimateBackupSize(b.host, b.extras);
+  b.result.estimated = est.Total();
+  b.result.free_before = FreeBytes(b.dir);
+  spdlog::info(
+      "backup: estimated {} (static pods {}, etcd {}, /usr/local {}, /var/lib/kubelet "
+      "{}, /etc {}, extras {}); {} free on {}, {} kept free",
+      HumanSize(b.result.estimated), HumanSize(est.static_pods), HumanSize(est.etcd),
+      HumanSize(est.usr_local), HumanSize(est.kubelet), HumanSize(est.etc), HumanSize(est.extras),
+      HumanSize(b.result.free_before), b.dir.string(), HumanSize(b.opts.space_margin));
+  if (!EnoughSpace(b.result.estimated, b.result.free_before, b.opts.space_margin)) {
+    std::uint64_t old_size = 0;
+    for (const auto& n : Names(b.dir)) {
+      if (IsBackupContent(n)) old_size += DirSize(b.dir / n);
+    }
+    throw Error(Errc::kConflict,
+                "insufficient disk space to trigger backup: " + HumanSize(b.result.free_before) +
+                    " free on " + b.dir.string() + ", the backup needs an estimated " +
+                    HumanSize(b.result.estimated) + " plus " + HumanSize(b.opts.space_margin) +
+                    " kept free; nothing was changed" +
+                    (old_size > 0 ? " (the previous backup there, " + HumanSize(old_size) +
+                                        ", is kept until a new one is complete: remove it "
+                                        "yourself if you no longer need it)"
+                                  : ""));
+  }
+  EnsureDir(b.staging, 0700);
+}
+
+void Pin(BackupRun& b) {
+  if (!b.opts.pin) return;
+  const auto dep = PinBooted(b.host);
+  b.m.stateroot = dep.stateroot;
+  b.m.checksum = dep.checksum;
+  b.m.serial = dep.serial;
+}
+
+void Etcd(BackupRun& b) {
+  const std::string stamp = Stamp();
+  b.m.etcd_snapshot = std::string(layout::kCluster) + "/snapshot_" + stamp + ".db";
+  b.m.static_pods = std::string(layout::kCluster) + "/static_kuberesources_" + stamp + ".tar.gz";
+  EnsureDir(b.staging / layout::kCluster, 0700);
+  EtcdSnapshotSave(b.host.etcd, b.runner, b.staging / b.m.etcd_snapshot);
+}
+
+void StaticPods(BackupRun& b) {
+  b.m.static_pod_dirs = NewestStaticPodDirs(b.host);
+  const fs::path spr = b.host.Host("/etc/kubernetes/static-pod-resources");
+  stateroot::TarWriter tar(b.staging / b.m.static_pods, stateroot::Compression::kGzip);
+  for (const auto& d : b.m.static_pod_dirs) tar.AddTree(spr / d, "static-pod-resources/" + d);
+  tar.Close();
+}
+
+void ExcludeList(BackupRun& b) {
+  WriteFileAtomic(b.staging / layout::kExcludeList, EtcExcludeList(b.host), 0600);
+}
+
+// Full copies; the exclude list applies at restore time, as in TALM.
+void Etc(BackupRun& b) { SyncTree(b.host.Host("/etc"), b.staging / layout::kEtc); }
+void UsrLocal(BackupRun& b) { SyncTree(b.host.Host("/usr/local"), b.staging / layout::kLocal); }
+void Kubelet(BackupRun& b) {
+  SyncTree(b.host.Host("/var/lib/kubelet"), b.staging / layout::kKubelet);
+}
+
+void Extras(BackupRun& b) {
+  if (b.extras.empty()) return;
+  stateroot::TarWriter tar(b.staging / layout::kExtras, stateroot::Compression::kGzip);
+  for (const auto& p : b.extras) {
+    const std::string rel = ResolveInRoot(b.host.root, p);
+    const fs::path file = b.host.Host("/" + rel);
+    struct stat st {};
+    if (::lstat(file.c_str(), &st) != 0) {
+      throw Error(Errc::kNotFound, "Failed to backup additional managed files: " + p +
+                                       " is listed in /etc/machine-config-daemon/currentconfig "
+                                       "but " +
+                                       file.string() + " cannot be read: " + std::strerror(errno));
+    }
+    tar.AddPath(file, rel);
+  }
+  tar.Close();
+}
+
+void Script(BackupRun& b) {
+  if (b.opts.recovery_script.empty()) return;
+  std::error_code ec;
+  if (!fs::is_regular_file(b.opts.recovery_script, ec)) {
+    spdlog::warn("backup: {} not found: the backup has no {}", b.opts.recovery_script.string(),
+                 layout::kScript);
+    return;
+  }
+  WriteFileAtomic(b.staging / layout::kScript, ReadFile(b.opts.recovery_script), 0700);
+}
+
+void Manifest(BackupRun& b) {
+  for (const auto& n : Names(b.staging)) {
+    const fs::path p = b.staging / n;
+    if (fs::is_directory(fs::symlink_status(p))) continue;
+    b.m.artifacts.push_back(RecordArtifact(b.staging, n));
+  }
+  for (const auto& n : Names(b.staging / layout::kCluster)) {
+    b.m.artifacts.push_back(RecordArtifact(b.staging, std::string(layout::kCluster) + "/" + n));
+  }
+  for (const std::string_view t : {layout::kEtc, layout::kLocal, layout::kKubelet}) {
+    b.m.trees[std::string(t)] = ScanTree(b.staging / t);
+  }
+  WriteFileAtomic(b.staging / layout::kManifest, ToPrettyJson(ManifestToJson(b.m)), 0600);
+  stateroot::SyncFilesystem(b.staging);
+}
+
+void Swap(BackupRun& b) {
+  Json j = {{"entries", Names(b.staging)}};
+  WriteFileAtomic(b.dir / layout::kSwapJournal, ToPrettyJson(j), 0600);
+  FinishSwap(b.dir);
+}
+
+// Every step runs on every backup (a backup is never resumed: "recover" discards what an
+// interrupted one left); the journal says where the last one stopped.
+constexpr Step<BackupRun> kBackupSteps[] = {
+    {"recover", 1, &Recover}, {"space", 1, &CheckSpace},       {"pin", 1, &Pin},
+    {"etcd", 5, &Etcd},       {"static-pods", 2, &StaticPods}, {"exclude-list", 1, &ExcludeList},
+    {"etc", 3, &Etc},         {"usr-local", 2, &UsrLocal},     {"kubelet", 3, &Kubelet},
+    {"extras", 1, &Extras},   {"script", 1, &Script},          {"manifest", 3, &Manifest},
+    {"swap", 1, &Swap},
+};
+
+// The step an earlier backup stopped in (killed or failed), if any.
+std::optional<std::string> StoppedIn(const StepJournal& journal) {
+  for (const auto& s : journal.steps()) {
+    if (s.state != "done") return s.name;
+  }
+  return std::nullopt;
+}
+
+StepPolicy BackupPolicy(const BackupOptions& opts) {
+  StepPolicy policy;
+  policy.failpoint_prefix = "recovery.backup.";
+  policy.log_label = "backup";
+  policy.skip_done = false;
+  policy.name_in_errors = true;
+  policy.max_attempts = opts.max_step_attempts;
+  policy.give_up_hint = "find out why the backup stops there; the previous backup is untouched";
+  return policy;
+}
+
 }  // namespace
+
+std::vector<std::string> BackupStepNames() { return StepNames<BackupRun>(kBackupSteps); }
 
 BackupResult TakeBackup(const BackupOptions& opts, ProcessRunner& runner) {
   const HostConfig& host = opts.host;
@@ -173,130 +316,19 @@ BackupResult TakeBackup(const BackupOptions& opts, ProcessRunner& runner) {
   }
   return WithContext("backup to " + dir.string(), [&] {
     EnsureDir(dir, 0700);
-    const fs::path staging = dir / layout::kStaging;
-    const fs::path journal = dir / layout::kBackupJournal;
-    if (const auto last = ReadFileIfExists(journal)) {
+    StepJournal journal(dir, std::string(layout::kBackupJournal));
+    if (const auto last = StoppedIn(journal)) {
       spdlog::warn(
           "backup: an earlier backup stopped in step {}; the previous complete backup "
           "is still the one in {}",
-          ParseJson(*last, journal.string()).value("step", std::string("?")), dir.string());
+          *last, dir.string());
     }
-    auto step = [&](const std::string& name, auto&& f) { return Step(journal, name, f); };
-
-    step("recover", [&] {
-      if (fs::exists(dir / layout::kSwapJournal)) {
-        spdlog::info("backup: finishing the swap of an earlier backup that was interrupted");
-        FinishSwap(dir);
-      }
-      RemoveAll(staging);
-      RemoveAll(dir / layout::kOld);
-    });
-
-    const std::vector<std::string> extras = ManagedExtraFiles(host);
-    step("space", [&] {
-      const SizeEstimate est = EstimateBackupSize(host, extras);
-      result.estimated = est.Total();
-      result.free_before = FreeBytes(dir);
-      spdlog::info(
-          "backup: estimated {} (static pods {}, etcd {}, /usr/local {}, /var/lib/kubelet "
-          "{}, /etc {}, extras {}); {} free on {}, {} kept free",
-          HumanSize(result.estimated), HumanSize(est.static_pods), HumanSize(est.etcd),
-          HumanSize(est.usr_local), HumanSize(est.kubelet), HumanSize(est.etc),
-          HumanSize(est.extras), HumanSize(result.free_before), dir.string(),
-          HumanSize(opts.space_margin));
-      if (!EnoughSpace(result.estimated, result.free_before, opts.space_margin)) {
-        std::uint64_t old_size = 0;
-        for (const auto& n : Names(dir)) {
-          if (IsBackupContent(n)) old_size += DirSize(dir / n);
-        }
-        throw Error(Errc::kConflict,
-                    "insufficient disk space to trigger backup: " + HumanSize(result.free_before) +
-                        " free on " + dir.string() + ", the backup needs an estimated " +
-                        HumanSize(result.estimated) + " plus " + HumanSize(opts.space_margin) +
-                        " kept free; nothing was changed" +
-                        (old_size > 0 ? " (the previous backup there, " + HumanSize(old_size) +
-                                            ", is kept until a new one is complete: remove it "
-                                            "yourself if you no longer need it)"
-                                      : ""));
-      }
-    });
-    EnsureDir(staging, 0700);
-
-    BackupManifest m;
-    m.created_at = FormatTime(Now());
-    m.extras = extras;
-    if (opts.pin) {
-      const auto dep = step("pin", [&] { return PinBooted(host); });
-      m.stateroot = dep.stateroot;
-      m.checksum = dep.checksum;
-      m.serial = dep.serial;
-    }
-    const std::string stamp = Stamp();
-    m.etcd_snapshot = std::string(layout::kCluster) + "/snapshot_" + stamp + ".db";
-    m.static_pods = std::string(layout::kCluster) + "/static_kuberesources_" + stamp + ".tar.gz";
-    EnsureDir(staging / layout::kCluster, 0700);
-    step("etcd", [&] { EtcdSnapshotSave(host.etcd, runner, staging / m.etcd_snapshot); });
-    step("static-pods", [&] {
-      m.static_pod_dirs = NewestStaticPodDirs(host);
-      const fs::path spr = host.Host("/etc/kubernetes/static-pod-resources");
-      stateroot::TarWriter tar(staging / m.static_pods, stateroot::Compression::kGzip);
-      for (const auto& d : m.static_pod_dirs) tar.AddTree(spr / d, "static-pod-resources/" + d);
-      tar.Close();
-    });
-    step("exclude-list",
-         [&] { WriteFileAtomic(staging / layout::kExcludeList, EtcExcludeList(host), 0600); });
-    // Full copies; the exclude list applies at restore time, as in TALM.
-    step("etc", [&] { SyncTree(host.Host("/etc"), staging / layout::kEtc); });
-    step("usr-local", [&] { SyncTree(host.Host("/usr/local"), staging / layout::kLocal); });
-    step("kubelet", [&] { SyncTree(host.Host("/var/lib/kubelet"), staging / layout::kKubelet); });
-    step("extras", [&] {
-      if (extras.empty()) return;
-      stateroot::TarWriter tar(staging / layout::kExtras, stateroot::Compression::kGzip);
-      for (const auto& p : extras) {
-        const std::string rel = ResolveInRoot(host.root, p);
-        struct stat st {};
-        if (::lstat(host.Host("/" + rel).c_str(), &st) != 0) {
-          throw Error(Errc::kNotFound,
-                      "Failed to backup additional managed files: " + p +
-                          " is listed in /etc/machine-config-daemon/currentconfig but " +
-                          host.Host("/" + rel).string() +
-                          " cannot be read: " + std::strerror(errno));
-        }
-        tar.AddPath(host.Host("/" + rel), rel);
-      }
-      tar.Close();
-    });
-    step("script", [&] {
-      if (opts.recovery_script.empty()) return;
-      if (!fs::is_regular_file(opts.recovery_script, ec)) {
-        spdlog::warn("backup: {} not found: the backup has no {}", opts.recovery_script.string(),
-                     layout::kScript);
-        return;
-      }
-      WriteFileAtomic(staging / layout::kScript, ReadFile(opts.recovery_script), 0700);
-    });
-    step("manifest", [&] {
-      for (const auto& n : Names(staging)) {
-        const fs::path p = staging / n;
-        if (fs::is_directory(fs::symlink_status(p))) continue;
-        m.artifacts.push_back(RecordArtifact(staging, n));
-      }
-      for (const auto& n : Names(staging / layout::kCluster)) {
-        m.artifacts.push_back(RecordArtifact(staging, std::string(layout::kCluster) + "/" + n));
-      }
-      for (const std::string_view t : {layout::kEtc, layout::kLocal, layout::kKubelet}) {
-        m.trees[std::string(t)] = ScanTree(staging / t);
-      }
-      WriteFileAtomic(staging / layout::kManifest, ToPrettyJson(ManifestToJson(m)), 0600);
-      stateroot::SyncFilesystem(staging);
-    });
-    step("swap", [&] {
-      Json j = {{"entries", Names(staging)}};
-      WriteFileAtomic(dir / layout::kSwapJournal, ToPrettyJson(j), 0600);
-      FinishSwap(dir);
-    });
-    if (::unlink(journal.c_str()) != 0) throw SystemError("removing " + journal.string(), errno);
-    FsyncDir(dir);
+    BackupRun b{opts, runner, host, dir, dir / layout::kStaging, {}, {}, result};
+    b.extras = ManagedExtraFiles(host);
+    b.m.created_at = FormatTime(Now());
+    b.m.extras = b.extras;
+    StepRunner(journal, BackupPolicy(opts)).Run<BackupRun>(kBackupSteps, b);
+    journal.Clear();
     spdlog::info("backup has successfully finished: {}", dir.string());
     return result;
   });

@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "common/error.hpp"
 #include "common/process.hpp"
+#include "common/step_runner.hpp"
 #include "recovery/backup_content.hpp"
 #include "recovery/host.hpp"
 
@@ -34,6 +36,9 @@ struct BackupOptions {
   std::filesystem::path recovery_script;
   // Pin the booted deployment and remove the other deployments of its stateroot.
   bool pin = true;
+  // A step started this many times without finishing (killed during it each time) fails the
+  // backup instead of being started again.
+  int max_step_attempts = kDefaultMaxStepAttempts;
 };
 
 struct BackupResult {
@@ -42,11 +47,15 @@ struct BackupResult {
   std::uint64_t free_before = 0;
 };
 
-// Steps, each with the failpoint "recovery.backup.<step>" at its start:
+// Steps (kBackupSteps in backup.cpp, journaled in <dir>/.backup-journal.json by the common
+// step runner), each with the failpoint "recovery.backup.<step>" at its start:
 //   recover (finish or discard an interrupted earlier backup), space, pin, etcd, static-pods,
 //   exclude-list, etc, usr-local, kubelet, extras, script, manifest, swap.
 // A failure or a kill before "swap" leaves the previous backup exactly as it was (the next run
 // discards the staging directory); a kill during "swap" is finished by the next run.
 BackupResult TakeBackup(const BackupOptions& opts, ProcessRunner& runner);
+
+// The names of kBackupSteps, in order (the crash matrix, the docs check).
+std::vector<std::string> BackupStepNames();
 
 }  // namespace lca::recovery

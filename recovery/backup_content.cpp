@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/atomic_file.hpp"
+#include "common/bytes.hpp"
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
 
@@ -69,22 +70,7 @@ std::uint64_t FreeBytes(const fs::path& path) {
   return static_cast<std::uint64_t>(st.f_bavail) * static_cast<std::uint64_t>(st.f_bsize);
 }
 
-std::string HumanSize(std::uint64_t bytes) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  double v = static_cast<double>(bytes);
-  std::size_t u = 0;
-  while (v >= 1024 && u + 1 < std::size(kUnits)) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[64];
-  if (u == 0) {
-    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[u]);
-  }
-  return buf;
-}
+std::string HumanSize(std::uint64_t bytes) { return FormatBytes(bytes); }
 
 std::string EtcExcludeList(const HostConfig& host) {
   std::vector<std::string> out;

@@ -5,12 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
+#include <span>
 #include <sstream>
 #include <thread>
 
 #include "common/atomic_file.hpp"
-#include "common/failpoint.hpp"
 #include "common/json_yaml.hpp"
 #include "recovery/backup_manifest.hpp"
 #include "recovery/etcd.hpp"
@@ -61,44 +62,13 @@ class Progress {
   fs::path file_;
 };
 
-// <dir>/restore-journal.json: the step running, the steps done, what must be put back.
-class Journal {
- public:
-  explicit Journal(fs::path file) : file_(std::move(file)) {
-    if (auto text = ReadFileIfExists(file_)) j_ = ParseJson(*text, file_.string());
-    if (!j_.is_object()) j_ = Json::object();
-    if (!j_.contains("done")) j_["done"] = Json::array();
-  }
-  bool Done(const std::string& step) const {
-    for (const auto& s : j_["done"]) {
-      if (s == step) return true;
-    }
-    return false;
-  }
-  void Running(const std::string& step) {
-    j_["running"] = step;
-    Save();
-  }
-  void Finished(const std::string& step) {
-    j_["done"].push_back(step);
-    j_.erase("running");
-    Save();
-  }
-  Json& data() { return j_; }
-  void Save() { WriteFileAtomic(file_, ToPrettyJson(j_), 0600); }
-
- private:
-  fs::path file_;
-  Json j_;
-};
-
 // SELinux permissive for the duration of a phase, and back to the mode it had before the
 // restore began on every way out: return, exception, and (through the journal, which keeps
 // the original mode) the next run after a kill.
 class Permissive {
  public:
-  Permissive(HostCommands& cmd, Journal& journal) : cmd_(cmd), journal_(journal) {
-    if (!journal_.data().contains("selinux")) {
+  Permissive(HostCommands& cmd, StepJournal& journal) : cmd_(cmd), journal_(journal) {
+    if (!journal_.extra().contains("selinux")) {
       std::string mode = "Disabled";
       try {
         const ProcessResult r = cmd_.Run({"getenforce"});
@@ -112,10 +82,10 @@ class Permissive {
       } catch (const Error& e) {
         spdlog::warn("getenforce: {}: treating SELinux as disabled", e.what());
       }
-      journal_.data()["selinux"] = mode;
+      journal_.extra()["selinux"] = mode;
       journal_.Save();
     }
-    enforcing_ = journal_.data()["selinux"] == "Enforcing";
+    enforcing_ = journal_.extra()["selinux"] == "Enforcing";
     if (enforcing_) {
       WithContext("Failed to enter permissive mode", [&] { cmd_.Check({"setenforce", "0"}); });
     }
@@ -138,9 +108,225 @@ class Permissive {
 
  private:
   HostCommands& cmd_;
-  Journal& journal_;
+  StepJournal& journal_;
   bool enforcing_ = false;
 };
+
+// What every restore step works with.
+struct RestoreRun {
+  const RestoreOptions& opts;
+  const HostConfig& host;
+  fs::path dir;
+  HostCommands& cmd;
+  ProcessRunner& runner;
+  const BackupManifest& manifest;
+  StepJournal& journal;
+  std::optional<PathFilter> exclude;  // etc.exclude.list, read when a step needs it
+
+  const PathFilter& Exclude() {
+    if (!exclude) exclude = PathFilter::FromList(ReadFile(dir / layout::kExcludeList));
+    return *exclude;
+  }
+};
+
+void Verify(RestoreRun& r, const std::string& name, const fs::path& tree,
+            const PathFilter* exclude) {
+  const auto diffs = CompareTrees(r.manifest.trees.at(name), ScanTree(tree, exclude), exclude);
+  if (diffs.empty()) {
+    spdlog::info("restore: {} matches the backup", tree.string());
+    return;
+  }
+  std::string text;
+  for (const auto& d : diffs) text += "\n  " + d;
+  throw Error(Errc::kIo, tree.string() + " differs from the backup after the restore:" + text);
+}
+
+Json Containers(RestoreRun& r) {
+  const ProcessResult res = r.cmd.Check({"crictl", "ps", "-a", "-o", "json"});
+  const Json j = ParseJson(res.stdout_data, "crictl ps -o json");
+  if (!j.contains("containers") || !j["containers"].is_array()) return Json::array();
+  return j["containers"];
+}
+
+std::string IdOf(const Json& containers, const std::string& name, bool running = false) {
+  for (const auto& c : containers) {
+    if (!c.is_object() || !c.contains("metadata")) continue;
+    if (c["metadata"].value("name", std::string()) != name) continue;
+    if (running && c.value("state", std::string()) != "CONTAINER_RUNNING") continue;
+    return c.value("id", std::string());
+  }
+  return {};
+}
+
+// ---- phase 1: the files, before the reboot ----
+
+void StopServices(RestoreRun& r) {
+  r.cmd.BestEffort({"systemctl", "stop", "kubelet.service"});
+  r.cmd.BestEffort({"crictl", "rmp", "-fa"});
+  r.cmd.BestEffort({"systemctl", "stop", "crio.service"});
+}
+
+void WipeCrio(RestoreRun& r) { r.cmd.BestEffort({"crio", "wipe", "-f"}); }
+
+void UsrLocal(RestoreRun& r) { SyncTree(r.dir / layout::kLocal, r.host.Host("/usr/local")); }
+
+void Etc(RestoreRun& r) {
+  SyncTree(r.dir / layout::kEtc, r.host.Host("/etc"), SyncOptions{.exclude = &r.Exclude()});
+}
+
+void Extras(RestoreRun& r) {
+  const fs::path extras = r.dir / layout::kExtras;
+  std::error_code ec;
+  if (!fs::exists(extras, ec)) return;
+  stateroot::FileSource src(extras);
+  stateroot::ExtractTar(src, extras.string(), r.host.root);
+}
+
+void VerifyFiles(RestoreRun& r) {
+  stateroot::SyncFilesystem(r.host.Host("/etc"));
+  Verify(r, std::string(layout::kLocal), r.host.Host("/usr/local"), nullptr);
+  Verify(r, std::string(layout::kEtc), r.host.Host("/etc"), &r.Exclude());
+}
+
+void DisableKubelet(RestoreRun& r) {
+  r.cmd.Check({"systemctl", "daemon-reload"});
+  r.cmd.Check({"systemctl", "disable", "kubelet.service"});
+}
+
+constexpr Step<RestoreRun> kFilesSteps[] = {
+    {"files.stop-services", 1, &StopServices},
+    {"files.wipe-crio", 1, &WipeCrio},
+    {"files.usr-local", 2, &UsrLocal},
+    {"files.etc", 3, &Etc},
+    {"files.extras", 1, &Extras},
+    {"files.verify", 2, &VerifyFiles},
+    {"files.disable-kubelet", 1, &DisableKubelet},
+};
+
+// ---- phase 2: the cluster, after the reboot ----
+
+void Kubelet(RestoreRun& r) { SyncTree(r.dir / layout::kKubelet, r.host.Host("/var/lib/kubelet")); }
+
+void VerifyKubelet(RestoreRun& r) {
+  stateroot::SyncFilesystem(r.host.Host("/var/lib/kubelet"));
+  Verify(r, std::string(layout::kKubelet), r.host.Host("/var/lib/kubelet"), nullptr);
+}
+
+void StartCrio(RestoreRun& r) {
+  if (!r.cmd.Run({"systemctl", "-q", "is-active", "crio.service"}).ok()) {
+    r.cmd.Check({"systemctl", "start", "crio.service"});
+  }
+}
+
+void RecordContainers(RestoreRun& r) {
+  Json ids = Json::object();
+  const Json running = Containers(r);
+  for (const auto& name : r.opts.wait_containers) ids[name] = IdOf(running, name);
+  r.journal.extra()["containers"] = ids;
+  r.journal.Save();
+}
+
+void StaticPods(RestoreRun& r) {
+  const fs::path kube = r.host.Host("/etc/kubernetes");
+  EnsureDir(kube, 0755);
+  stateroot::FileSource src(r.dir / r.manifest.static_pods);
+  stateroot::ExtractTar(src, r.manifest.static_pods, kube);
+  // The pods' manifests as they were: kubelet starts them from here.
+  EnsureDir(kube / "manifests", 0755);
+  for (const auto& d : r.manifest.static_pod_dirs) {
+    const std::string pod = d.substr(0, d.rfind('-'));  // etcd-pod-7 -> etcd-pod
+    const fs::path yaml = kube / "static-pod-resources" / d / (pod + ".yaml");
+    const auto text = ReadFileIfExists(yaml);
+    if (!text) {
+      spdlog::warn("{} has no {}.yaml: its static pod manifest is left as it is", d, pod);
+      continue;
+    }
+    WriteFileAtomic(kube / "manifests" / (pod + ".yaml"), *text, 0644);
+  }
+}
+
+void EtcdData(RestoreRun& r) {
+  EtcdRestoreDataDir(r.host.etcd, r.runner, r.dir / r.manifest.etcd_snapshot,
+                     r.host.Host("/var/lib/etcd"), r.host.Host("/var/lib/etcd-backup"));
+}
+
+void StartServices(RestoreRun& r) {
+  r.cmd.Check({"systemctl", "restart", "kubelet.service"});
+  r.cmd.Check({"systemctl", "enable", "kubelet.service"});
+  r.cmd.Check({"systemctl", "restart", "crio.service"});
+}
+
+void WaitForContainers(RestoreRun& r) {
+  const Json before = r.journal.extra().value("containers", Json::object());
+  const auto deadline = std::chrono::steady_clock::now() + r.opts.wait_timeout;
+  for (const auto& name : r.opts.wait_containers) {
+    const std::string old_id = before.value(name, std::string());
+    spdlog::info("waiting for {} to run (a container other than \"{}\")", name, old_id);
+    for (;;) {
+      const std::string id = IdOf(Containers(r), name, true);
+      if (!id.empty() && id != old_id) break;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        throw Error(Errc::kTimeout,
+                    name + " container is not Running. Please investigate (`crictl ps -a --name " +
+                        name + "`), then run with --resume");
+      }
+      std::this_thread::sleep_for(r.opts.poll_interval);
+    }
+  }
+}
+
+constexpr Step<RestoreRun> kClusterSteps[] = {
+    {"cluster.kubelet", 3, &Kubelet},
+    {"cluster.verify", 1, &VerifyKubelet},
+    {"cluster.start-crio", 1, &StartCrio},
+    {"cluster.record-containers", 1, &RecordContainers},
+    {"cluster.static-pods", 1, &StaticPods},
+    {"cluster.etcd", 3, &EtcdData},
+    {"cluster.start-services", 1, &StartServices},
+    {"cluster.wait", 5, &WaitForContainers},
+};
+
+// ---- phase 3: the post-restore hooks ----
+
+void PostHooks(RestoreRun& r) {
+  const fs::path hooks = r.host.Host(r.opts.hooks_dir);
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (fs::directory_iterator it(hooks, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code type_ec;  // not `ec`: a dangling symlink would end the listing early
+    if (it->is_regular_file(type_ec) && ::access(it->path().c_str(), X_OK) == 0) {
+      found.push_back(it->path());
+    }
+  }
+  std::sort(found.begin(), found.end());
+  if (found.empty()) spdlog::info("restore: no post-restore hooks in {}", hooks.string());
+  for (const auto& h : found) {
+    spdlog::info("restore: post-restore hook {}", h.string());
+    WithContext("post-restore hook " + h.string(), [&] {
+      RunChecked(r.runner, ProcessSpec{.argv = {h.string()},
+                                       .env = {{"LCA_RECOVERY_DIR", r.dir.string()}},
+                                       .timeout = std::chrono::minutes(30)});
+    });
+  }
+}
+
+// Like TALM's phase 3, a rerun runs all hooks again: this table never skips a done step.
+constexpr Step<RestoreRun> kPostSteps[] = {
+    {"post.hooks", 1, &PostHooks},
+};
+
+StepPolicy RestorePolicy(const RestoreOptions& opts, bool skip_done) {
+  StepPolicy policy;
+  policy.failpoint_prefix = "recovery.restore.";
+  policy.log_label = "restore";
+  policy.skip_done = skip_done;
+  policy.name_in_errors = skip_done;  // the hooks name themselves
+  policy.max_attempts = opts.max_step_attempts;
+  policy.give_up_hint =
+      "find out why the restore stops there, then run with --resume (or "
+      "--restart to begin again)";
+  return policy;
+}
 
 class Engine {
  public:
@@ -172,16 +358,17 @@ class Engine {
       VerifyBackup(dir_, manifest_);
     }
     progress_.Record(layout::kMarkerStarted);
-    Journal journal(dir_ / layout::kJournal);
+    StepJournal journal(dir_, std::string(layout::kJournal));
+    RestoreRun r{opts_, host_, dir_, cmd_, runner_, manifest_, journal, std::nullopt};
     if (!progress_.Has(layout::kMarkerFiles)) {
-      RestoreFiles(journal);
+      Phase(r, kFilesSteps, layout::kMarkerFiles);
       return RestoreOutcome::kRebootRequired;
     }
     if (!progress_.Has(layout::kMarkerCluster)) {
-      RestoreCluster(journal);
+      Phase(r, kClusterSteps, layout::kMarkerCluster);
       if (opts_.step) return RestoreOutcome::kStageComplete;
     }
-    PostRestore(journal);
+    StepRunner(journal, RestorePolicy(opts_, false)).Run<RestoreRun>(kPostSteps, r);
     spdlog::info("Recovery complete");
     Progress::RemoveFile(dir_ / layout::kJournal);
     progress_.Remove();
@@ -189,24 +376,12 @@ class Engine {
   }
 
  private:
-  template <class F>
-  void Step(Journal& journal, const std::string& name, F&& f) {
-    if (journal.Done(name)) {
-      spdlog::info("restore: {} already done", name);
-      return;
-    }
-    journal.Running(name);
-    spdlog::info("restore: {}", name);
-    const auto start = std::chrono::steady_clock::now();
-    WithContext(name, [&] {
-      LCA_FAILPOINT("recovery.restore." + name);
-      f();
-    });
-    journal.Finished(name);
-    spdlog::info("restore: {} done in {} ms", name,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::steady_clock::now() - start)
-                     .count());
+  // A phase's steps with SELinux permissive, then its progress marker.
+  void Phase(RestoreRun& r, std::span<const Step<RestoreRun>> steps, std::string_view marker) {
+    Permissive selinux(cmd_, r.journal);
+    StepRunner(r.journal, RestorePolicy(opts_, true)).Run(steps, r);
+    progress_.Record(marker);
+    selinux.Leave();
   }
 
   void CheckActiveDeployment() {
@@ -245,165 +420,6 @@ class Engine {
         "; roll back to the pinned deployment first, see `ostree admin status`, or use --force)");
   }
 
-  void RestoreFiles(Journal& journal) {
-    Permissive selinux(cmd_, journal);
-    Step(journal, "files.stop-services", [&] {
-      cmd_.BestEffort({"systemctl", "stop", "kubelet.service"});
-      cmd_.BestEffort({"crictl", "rmp", "-fa"});
-      cmd_.BestEffort({"systemctl", "stop", "crio.service"});
-    });
-    Step(journal, "files.wipe-crio", [&] { cmd_.BestEffort({"crio", "wipe", "-f"}); });
-    Step(journal, "files.usr-local",
-         [&] { SyncTree(dir_ / layout::kLocal, host_.Host("/usr/local")); });
-    const PathFilter exclude = PathFilter::FromList(ReadFile(dir_ / layout::kExcludeList));
-    Step(journal, "files.etc", [&] {
-      SyncTree(dir_ / layout::kEtc, host_.Host("/etc"), SyncOptions{.exclude = &exclude});
-    });
-    Step(journal, "files.extras", [&] {
-      const fs::path extras = dir_ / layout::kExtras;
-      std::error_code ec;
-      if (!fs::exists(extras, ec)) return;
-      stateroot::FileSource src(extras);
-      stateroot::ExtractTar(src, extras.string(), host_.root);
-    });
-    Step(journal, "files.verify", [&] {
-      stateroot::SyncFilesystem(host_.Host("/etc"));
-      Verify(std::string(layout::kLocal), host_.Host("/usr/local"), nullptr);
-      Verify(std::string(layout::kEtc), host_.Host("/etc"), &exclude);
-    });
-    Step(journal, "files.disable-kubelet", [&] {
-      cmd_.Check({"systemctl", "daemon-reload"});
-      cmd_.Check({"systemctl", "disable", "kubelet.service"});
-    });
-    progress_.Record(layout::kMarkerFiles);
-    selinux.Leave();
-  }
-
-  void RestoreCluster(Journal& journal) {
-    Permissive selinux(cmd_, journal);
-    Step(journal, "cluster.kubelet",
-         [&] { SyncTree(dir_ / layout::kKubelet, host_.Host("/var/lib/kubelet")); });
-    Step(journal, "cluster.verify", [&] {
-      stateroot::SyncFilesystem(host_.Host("/var/lib/kubelet"));
-      Verify(std::string(layout::kKubelet), host_.Host("/var/lib/kubelet"), nullptr);
-    });
-    Step(journal, "cluster.start-crio", [&] {
-      if (!cmd_.Run({"systemctl", "-q", "is-active", "crio.service"}).ok()) {
-        cmd_.Check({"systemctl", "start", "crio.service"});
-      }
-    });
-    Step(journal, "cluster.record-containers", [&] {
-      Json ids = Json::object();
-      const Json running = Containers();
-      for (const auto& name : opts_.wait_containers) ids[name] = IdOf(running, name);
-      journal.data()["containers"] = ids;
-      journal.Save();
-    });
-    Step(journal, "cluster.static-pods", [&] {
-      const fs::path kube = host_.Host("/etc/kubernetes");
-      EnsureDir(kube, 0755);
-      stateroot::FileSource src(dir_ / manifest_.static_pods);
-      stateroot::ExtractTar(src, manifest_.static_pods, kube);
-      // The pods' manifests as they were: kubelet starts them from here.
-      EnsureDir(kube / "manifests", 0755);
-      for (const auto& d : manifest_.static_pod_dirs) {
-        const std::string pod = d.substr(0, d.rfind('-'));  // etcd-pod-7 -> etcd-pod
-        const fs::path yaml = kube / "static-pod-resources" / d / (pod + ".yaml");
-        const auto text = ReadFileIfExists(yaml);
-        if (!text) {
-          spdlog::warn("{} has no {}.yaml: its static pod manifest is left as it is", d, pod);
-          continue;
-        }
-        WriteFileAtomic(kube / "manifests" / (pod + ".yaml"), *text, 0644);
-      }
-    });
-    Step(journal, "cluster.etcd", [&] {
-      EtcdRestoreDataDir(host_.etcd, runner_, dir_ / manifest_.etcd_snapshot,
-                         host_.Host("/var/lib/etcd"), host_.Host("/var/lib/etcd-backup"));
-    });
-    Step(journal, "cluster.start-services", [&] {
-      cmd_.Check({"systemctl", "restart", "kubelet.service"});
-      cmd_.Check({"systemctl", "enable", "kubelet.service"});
-      cmd_.Check({"systemctl", "restart", "crio.service"});
-    });
-    Step(journal, "cluster.wait", [&] { WaitForContainers(journal); });
-    progress_.Record(layout::kMarkerCluster);
-    selinux.Leave();
-  }
-
-  void PostRestore(Journal& journal) {
-    // No "done" record for the hooks: like TALM's phase 3, a rerun runs them all again.
-    journal.Running("post.hooks");
-    LCA_FAILPOINT("recovery.restore.post.hooks");
-    const fs::path hooks = host_.Host(opts_.hooks_dir);
-    std::vector<fs::path> found;
-    std::error_code ec;
-    for (fs::directory_iterator it(hooks, ec), end; !ec && it != end; it.increment(ec)) {
-      std::error_code type_ec;  // not `ec`: a dangling symlink would end the listing early
-      if (it->is_regular_file(type_ec) && ::access(it->path().c_str(), X_OK) == 0) {
-        found.push_back(it->path());
-      }
-    }
-    std::sort(found.begin(), found.end());
-    if (found.empty()) spdlog::info("restore: no post-restore hooks in {}", hooks.string());
-    for (const auto& h : found) {
-      spdlog::info("restore: post-restore hook {}", h.string());
-      WithContext("post-restore hook " + h.string(), [&] {
-        RunChecked(runner_, ProcessSpec{.argv = {h.string()},
-                                        .env = {{"LCA_RECOVERY_DIR", dir_.string()}},
-                                        .timeout = std::chrono::minutes(30)});
-      });
-    }
-  }
-
-  void Verify(const std::string& name, const fs::path& tree, const PathFilter* exclude) {
-    const auto diffs = CompareTrees(manifest_.trees.at(name), ScanTree(tree, exclude), exclude);
-    if (diffs.empty()) {
-      spdlog::info("restore: {} matches the backup", tree.string());
-      return;
-    }
-    std::string text;
-    for (const auto& d : diffs) text += "\n  " + d;
-    throw Error(Errc::kIo, tree.string() + " differs from the backup after the restore:" + text);
-  }
-
-  Json Containers() {
-    const ProcessResult r = cmd_.Check({"crictl", "ps", "-a", "-o", "json"});
-    const Json j = ParseJson(r.stdout_data, "crictl ps -o json");
-    if (!j.contains("containers") || !j["containers"].is_array()) return Json::array();
-    return j["containers"];
-  }
-
-  static std::string IdOf(const Json& containers, const std::string& name, bool running = false) {
-    for (const auto& c : containers) {
-      if (!c.is_object() || !c.contains("metadata")) continue;
-      if (c["metadata"].value("name", std::string()) != name) continue;
-      if (running && c.value("state", std::string()) != "CONTAINER_RUNNING") continue;
-      return c.value("id", std::string());
-    }
-    return {};
-  }
-
-  void WaitForContainers(Journal& journal) {
-    const Json before = journal.data().value("containers", Json::object());
-    const auto deadline = std::chrono::steady_clock::now() + opts_.wait_timeout;
-    for (const auto& name : opts_.wait_containers) {
-      const std::string old_id = before.value(name, std::string());
-      spdlog::info("waiting for {} to run (a container other than \"{}\")", name, old_id);
-      for (;;) {
-        const std::string id = IdOf(Containers(), name, true);
-        if (!id.empty() && id != old_id) break;
-        if (std::chrono::steady_clock::now() >= deadline) {
-          throw Error(Errc::kTimeout,
-                      name +
-                          " container is not Running. Please investigate (`crictl ps -a --name " +
-                          name + "`), then run with --resume");
-        }
-        std::this_thread::sleep_for(opts_.poll_interval);
-      }
-    }
-  }
-
   const RestoreOptions& opts_;
   const HostConfig& host_;
   fs::path dir_;
@@ -414,6 +430,13 @@ class Engine {
 };
 
 }  // namespace
+
+std::vector<std::string> RestoreStepNames() {
+  std::vector<std::string> out = StepNames<RestoreRun>(kFilesSteps);
+  for (auto& n : StepNames<RestoreRun>(kClusterSteps)) out.push_back(std::move(n));
+  for (auto& n : StepNames<RestoreRun>(kPostSteps)) out.push_back(std::move(n));
+  return out;
+}
 
 RestoreOutcome RunRestore(const RestoreOptions& opts, ProcessRunner& runner) {
   Engine engine(opts, runner);

@@ -17,6 +17,7 @@
 
 #include "common/error.hpp"
 #include "common/process.hpp"
+#include "common/step_runner.hpp"
 #include "recovery/host.hpp"
 
 namespace lca::recovery {
@@ -36,6 +37,9 @@ struct RestoreOptions {
                                            "kube-scheduler-operator-container"};
   std::chrono::milliseconds wait_timeout{std::chrono::seconds(1200)};
   std::chrono::milliseconds poll_interval{std::chrono::seconds(10)};
+  // A step started this many times without finishing (killed during it each time) is not
+  // started again: the restore fails naming it (--restart starts over).
+  int max_step_attempts = kDefaultMaxStepAttempts;
 };
 
 enum class RestoreOutcome {
@@ -56,5 +60,8 @@ class RestoreRefusedError : public Error {
 // cluster.start-crio, cluster.record-containers, cluster.static-pods, cluster.etcd,
 // cluster.start-services, cluster.wait, post.hooks).
 RestoreOutcome RunRestore(const RestoreOptions& opts, ProcessRunner& runner);
+
+// The names of the restore's step tables (restore.cpp: files, cluster, post), in order.
+std::vector<std::string> RestoreStepNames();
 
 }  // namespace lca::recovery

@@ -12,7 +12,9 @@
 
 #include "common/atomic_file.hpp"
 #include "common/beneath.hpp"
+#include "common/bytes.hpp"
 #include "common/error.hpp"
+#include "common/state_layout.hpp"
 #include "common/unique_fd.hpp"
 #include "stateroot/archive.hpp"
 #include "stateroot/oci_layout.hpp"
@@ -129,18 +131,7 @@ uint64_t AvailableBytes(const fs::path& path) {
   return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
-std::string HumanBytes(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
+std::string HumanBytes(uint64_t bytes) { return FormatBytes(bytes); }
 
 StaterootSetup::StaterootSetup(OstreeSysroot& sysroot, fs::path work, std::string stateroot)
     : sysroot_(sysroot), work_(std::move(work)), stateroot_(std::move(stateroot)) {}
@@ -321,7 +312,7 @@ void StaterootSetup::WriteRollbackConfig(const Json& config) {
   const UniqueFd root = beneath::OpenRoot(stateroot_dir());
   WithContext("writing the rollback config into " + stateroot_dir().string(), [&] {
     const UniqueFd dir = beneath::MakeDirs(root.get(), "var/lib/lca", 0700);
-    beneath::WriteFileAtomicAt(dir.get(), "autorollback_config.json", ToPrettyJson(config), 0600);
+    beneath::WriteFileAtomicAt(dir.get(), state_layout::kAutoRollbackConfig, ToPrettyJson(config), 0600);
   });
 }
 

@@ -18,6 +18,7 @@
 #include "agent/store/step_journal.hpp"
 #include "common/atomic_file.hpp"
 #include "common/error.hpp"
+#include "common/state_layout.hpp"
 #include "stateroot/archive.hpp"
 
 namespace lca::cli {
@@ -189,7 +190,8 @@ class Gatherer {
       Note("metrics.txt: /metrics from lifecycle-agent");
     }
     AddFile("step-journal.json", opts_.state_dir / StepJournal::kFileName, true);
-    for (const char* f : {"autorollback_config.json", "pinned.json", "metrics.json"}) {
+    for (const char* f :
+         {state_layout::kAutoRollbackConfig, state_layout::kPinned, state_layout::kMetrics}) {
       const fs::path p = opts_.state_dir / f;
       if (fs::exists(p)) AddFile(std::string("state-files/") + f, p, true);
     }

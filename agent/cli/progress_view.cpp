@@ -10,6 +10,7 @@
 #include <ostream>
 
 #include "agent/api/conditions.hpp"
+#include "common/bytes.hpp"
 
 namespace lca::cli {
 namespace {
@@ -125,19 +126,7 @@ std::optional<double> RateMeter::BytesPerSecond() const {
   return static_cast<double>(samples_.back().second - samples_.front().second) / dt.count();
 }
 
-std::string HumanBytes(uint64_t n) {
-  static const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-  if (n < 1024) return std::to_string(n) + " B";
-  double v = static_cast<double>(n) / 1024;
-  size_t u = 0;
-  while (v >= 1024 && u + 1 < std::size(kUnits)) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[u]);
-  return buf;
-}
+std::string HumanBytes(uint64_t n) { return FormatBytes(n); }
 
 std::string FormatProgressBar(const ProgressState& s, std::optional<double> rate, int width) {
   const size_t usable = static_cast<size_t>(std::max(width, 20) - 1);

@@ -32,6 +32,70 @@ namespace annotation {
 constexpr const char* kManualCleanupDone = "lca.openshift.io/manual-cleanup-done";
 }  // namespace annotation
 
+namespace {
+
+// What lca.openshift.io/manual-cleanup-done does, by the state it finds: a human says the
+// failed work was finished (or its cause fixed) by hand, so it runs again. The first row that
+// applies consumes the annotation; none applies: the annotation stays for a later state.
+struct ManualCleanupRow {
+  bool (*applies)(const api::ImageBasedUpgrade&);
+  void (*rerun)(api::ImageBasedUpgrade&);
+  const char* log;
+};
+
+bool IdleFailedWith(const api::ImageBasedUpgrade& o, std::string_view reason) {
+  const auto* idle = api::FindCondition(*o.status, api::ctype::kIdle);
+  return idle != nullptr && idle->status == api::kFalse && idle->reason == reason;
+}
+
+bool AbortFailed(const api::ImageBasedUpgrade& o) {
+  return IdleFailedWith(o, api::reason::kAbortFailed);
+}
+bool FinalizeFailed(const api::ImageBasedUpgrade& o) {
+  return IdleFailedWith(o, api::reason::kFinalizeFailed);
+}
+// The documented exit from "Rollback failed" (the Go operator has none): once the cause is
+// fixed, the annotation runs the rollback again.
+bool RollbackFailed(const api::ImageBasedUpgrade& o) {
+  return api::IsStageFailed(*o.status, api::Stage::kRollback) &&
+         o.spec.stage == api::Stage::kRollback;
+}
+
+void RerunAbort(api::ImageBasedUpgrade& o) {
+  api::ConditionWriter(*o.status, o.metadata.generation, Now())
+      .IdleInProgress(api::reason::kAborting, api::msg::kAborting);
+}
+void RerunFinalize(api::ImageBasedUpgrade& o) {
+  api::ConditionWriter(*o.status, o.metadata.generation, Now())
+      .IdleInProgress(api::reason::kFinalizing, api::msg::kFinalizing);
+}
+void RerunRollback(api::ImageBasedUpgrade& o) {
+  api::RemoveCondition(*o.status, api::ctype::kRollbackCompleted);
+  api::ConditionWriter(*o.status, o.metadata.generation, Now())
+      .RollbackInProgress(api::msg::kRollbackRequested);
+}
+
+constexpr ManualCleanupRow kManualCleanupRows[] = {
+    {&AbortFailed, &RerunAbort, "manual cleanup reported done: running abort cleanup again"},
+    {&FinalizeFailed, &RerunFinalize,
+     "manual cleanup reported done: running finalize cleanup again"},
+    {&RollbackFailed, &RerunRollback,
+     "manual-cleanup-done on a failed Rollback: running Rollback again"},
+};
+
+void ApplyManualCleanupDone(api::ImageBasedUpgrade& obj) {
+  if (obj.metadata.annotations.count(annotation::kManualCleanupDone) == 0) return;
+  for (const auto& row : kManualCleanupRows) {
+    if (!row.applies(obj)) continue;
+    obj.metadata.annotations.erase(annotation::kManualCleanupDone);
+    row.rerun(obj);
+    spdlog::info("{}", row.log);
+    return;
+  }
+}
+
+}  // namespace
+
 std::optional<Work> ActiveWork(const api::ImageBasedUpgrade& ibu) {
   if (!ibu.status) return std::nullopt;
   const auto stage = api::InProgressStage(*ibu.status);
@@ -207,32 +271,7 @@ void Reconciler::Pass() {
 
   ibu = deps_.store.Update([&](api::ImageBasedUpgrade& obj) {
     if (!obj.status) obj.status = api::Status{};
-    // A human says the failed cleanup was finished by hand: run cleanup again to verify.
-    if (obj.metadata.annotations.count(annotation::kManualCleanupDone) != 0) {
-      const auto* idle = api::FindCondition(*obj.status, api::ctype::kIdle);
-      if (idle != nullptr && idle->status == api::kFalse &&
-          (idle->reason == api::reason::kAbortFailed ||
-           idle->reason == api::reason::kFinalizeFailed)) {
-        const bool abort = idle->reason == api::reason::kAbortFailed;
-        obj.metadata.annotations.erase(annotation::kManualCleanupDone);
-        api::ConditionWriter(*obj.status, obj.metadata.generation, Now())
-            .IdleInProgress(abort ? api::reason::kAborting : api::reason::kFinalizing,
-                            abort ? api::msg::kAborting : api::msg::kFinalizing);
-        spdlog::info("manual cleanup reported done: running {} cleanup again",
-                     abort ? "abort" : "finalize");
-      }
-    }
-    // The documented exit from "Rollback failed" (the Go operator has none): once the cause is
-    // fixed, the same annotation runs the rollback again.
-    if (obj.metadata.annotations.count(annotation::kManualCleanupDone) != 0 &&
-        api::IsStageFailed(*obj.status, api::Stage::kRollback) &&
-        obj.spec.stage == api::Stage::kRollback) {
-      obj.metadata.annotations.erase(annotation::kManualCleanupDone);
-      api::RemoveCondition(*obj.status, api::ctype::kRollbackCompleted);
-      api::ConditionWriter(*obj.status, obj.metadata.generation, Now())
-          .RollbackInProgress(api::msg::kRollbackRequested);
-      spdlog::info("manual-cleanup-done on a failed Rollback: running Rollback again");
-    }
+    ApplyManualCleanupDone(obj);
     if (api::IsTransitionRequested(obj)) {
       const bool ok = api::ValidateStageTransition(obj, after_pivot, Now());
       LogFields fields = StageLogFields(obj);
@@ -291,6 +330,7 @@ void Reconciler::StartWorker(Work work, bool after_pivot) {
       } else {
         StageContext ctx{deps_.store, deps_.journal, deps_.runner, *cancel,
                          deps_.paths, after_pivot,   work};
+        ctx.max_step_attempts = deps_.max_step_attempts;
         outcome = it->second->Run(ctx);
       }
     } catch (const std::exception& e) {

@@ -42,6 +42,8 @@ class Reconciler {
     std::function<void()> heartbeat;
     std::chrono::milliseconds heartbeat_interval{std::chrono::seconds(30)};
     std::chrono::seconds error_backoff{30};
+    // maxStepAttempts: a step started this often without finishing fails its work.
+    int max_step_attempts = kDefaultMaxStepAttempts;
   };
 
   Reconciler(Deps deps, std::vector<std::unique_ptr<StageHandler>> handlers);

@@ -2,6 +2,8 @@
 
 #include "agent/api/conditions.hpp"
 #include "agent/api/history.hpp"
+#include "agent/controller/host_view.hpp"
+#include "agent/metrics/progress.hpp"
 #include "agent/store/object_store.hpp"
 
 namespace lca {
@@ -108,5 +110,28 @@ void StageContext::StopPhase(std::string_view phase) const {
 }
 
 api::ImageBasedUpgrade StageContext::Object() const { return store.Get(); }
+
+HostView& StageContext::Host() {
+  if (!host_view) {
+    host_view = std::make_shared<HostView>(paths.sysroot, paths.proc_cmdline,
+                                           Object().spec.seed_image_ref.version);
+  }
+  return *host_view;
+}
+
+StepPolicy StageContext::StepsPolicy() {
+  StepPolicy policy;
+  policy.max_attempts = max_step_attempts;
+  policy.give_up_hint =
+      "find out from the agent's log why it stops there, then abort (stage "
+      "Idle); maxStepAttempts in the lifecycle-agent configuration sets the "
+      "limit (" +
+      std::to_string(max_step_attempts) + ")";
+  policy.cancelled = [this] { return cancel.Cancelled(); };
+  policy.on_done = [](const std::string& step, std::chrono::milliseconds took, double) {
+    metrics::ReportStepDone(step, static_cast<double>(took.count()) / 1000.0);
+  };
+  return policy;
+}
 
 }  // namespace lca

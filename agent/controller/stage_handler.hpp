@@ -7,18 +7,22 @@
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "agent/api/ibu.hpp"
+#include "common/state_layout.hpp"
+#include "common/step_runner.hpp"
 
 namespace lca {
 
 class ObjectStore;
 class StepJournal;
 class ProcessRunner;
+class HostView;
 
 // The work a handler does. Persisted names (journal, logs) are the strings of WorkName.
 enum class Work { kPrep, kUpgrade, kRollback, kAbort, kFinalize };
@@ -69,7 +73,9 @@ struct AgentPaths {
   std::filesystem::path sysroot;          // /
   std::filesystem::path config_dir;       // /etc/lca
   std::filesystem::path containers_root;  // /var/lib/containers/storage
-  std::filesystem::path workspace() const { return state_dir / "workspace"; }
+  // The booted kernel command line: which deployment is booted.
+  std::filesystem::path proc_cmdline = "/proc/cmdline";
+  std::filesystem::path workspace() const { return state_dir / state_layout::kWorkspace; }
 };
 
 struct StageContext {
@@ -86,6 +92,22 @@ struct StageContext {
   void StopPhase(std::string_view phase) const;
   api::ImageBasedUpgrade Object() const;
   Work work = Work::kPrep;
+  // A step started this many times without finishing fails the work (maxStepAttempts).
+  int max_step_attempts = kDefaultMaxStepAttempts;
+
+  // The host of this pass (host_view.hpp), made on first use from paths and the spec.
+  HostView& Host();
+  // The journaled step runner for this work: journal, failpoints "step.<name>", cancellation,
+  // the attempt limit, per-step metrics.
+  StepPolicy StepsPolicy();
+  StepRunner Steps() { return StepRunner(journal, StepsPolicy()); }
+  // Runs a stage's table with Steps(); its first failure undoes and is rethrown.
+  template <class Ctx>
+  void RunSteps(std::span<const Step<Ctx>> steps, Ctx& c) {
+    Steps().Run(steps, c);
+  }
+
+  std::shared_ptr<HostView> host_view{};
 };
 
 class StageHandler {

@@ -80,6 +80,10 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
       cfg.has_proxy = v.get<bool>();
     } else if (key == "selinuxfs") {
       cfg.selinuxfs = str();
+    } else if (key == "maxStepAttempts") {
+      if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 1000)
+        throw Error(Errc::kInvalid, where + ": maxStepAttempts: must be an integer from 1 to 1000");
+      cfg.max_step_attempts = static_cast<int>(v.get<int64_t>());
     } else if (key == "recoveryBackup") {
       if (!v.is_boolean())
         throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
@@ -110,16 +114,9 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
               "containersRoot, logLevel, logFormat, registriesConf, signaturePolicy, "
               "runningVersion, nodePullSecret, containersRunroot, containersStorageDriver, "
               "precacheConcurrency, precacheTimeoutSeconds, precacheBestEffort, "
-              "precacheDisabled, releaseRegistry, "
-              "hooksDir, hookTimeoutSeconds, rebootCommand, systemctlCommand, recoveryBackup, "
-              "recoveryConfig, metricsAddress)");
-    } else if (key == "hasProxy") {
-      if (!v.is_boolean()) {
-        throw Error(Errc::kInvalid, where + ": " + key + ": must be true or false");
-      }
-      cfg.has_proxy = v.get<bool>();
-    } else if (key == "selinuxfs") {
-      cfg.selinuxfs = str();
+              "precacheDisabled, releaseRegistry, hooksDir, hookTimeoutSeconds, rebootCommand, "
+              "systemctlCommand, recoveryBackup, recoveryConfig, metricsAddress, hasProxy, "
+              "selinuxfs, maxStepAttempts)");
     }
   }
   return cfg;

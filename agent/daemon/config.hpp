@@ -65,6 +65,9 @@ struct DaemonConfig {
   // Prometheus metrics over TCP ("127.0.0.1:9101"; ":9101" is loopback); empty = off. The
   // socket API serves GET /metrics regardless.
   std::string metrics_address;
+  // A journaled host step started this many times without finishing (the daemon died during
+  // it each time) fails its stage instead of being started again (common/step_runner.hpp).
+  int max_step_attempts = 3;
 };
 
 inline constexpr const char* kDefaultConfigFile = "/etc/lca/lifecycle-agent.yaml";

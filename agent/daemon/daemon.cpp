@@ -26,6 +26,7 @@
 #include "common/error.hpp"
 #include "common/failpoint.hpp"
 #include "common/process.hpp"
+#include "common/state_layout.hpp"
 #include "stateroot/boot_cmdline.hpp"
 #include "stateroot/ostree_sysroot.hpp"
 
@@ -37,7 +38,7 @@ namespace lca {
 namespace {
 
 // The process groups of the running children (child_record.hpp).
-constexpr const char* kChildrenFile = "children";
+constexpr const char* kChildrenFile = state_layout::kChildren;
 
 // Holds an exclusive flock for the process lifetime: a second daemon on the same state dir
 // would interleave writes to ibu.json and run the same host steps twice.
@@ -131,7 +132,7 @@ int RunDaemon(const DaemonConfig& cfg) {
 
   ReloadFailpoints();
   EnsureDir(cfg.state_dir, 0700);
-  InstanceLock lock(cfg.state_dir / "lifecycle-agent.lock");
+  InstanceLock lock(cfg.state_dir / state_layout::kLock);
 
   spdlog::info("lifecycle-agent {} starting: sysroot={} state-dir={} socket={}", LCA_VERSION,
                cfg.sysroot.string(), cfg.state_dir.string(), cfg.socket.string());
@@ -149,12 +150,13 @@ int RunDaemon(const DaemonConfig& cfg) {
 
   uint64_t watchdog_usec = 0;
   const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
-  Reconciler::Deps deps{store,
-                        journal,
-                        runner,
-                        AgentPaths{cfg.state_dir, cfg.sysroot, cfg.config_dir, cfg.containers_root},
-                        [&cfg](const api::ImageBasedUpgrade& ibu) { return AfterPivot(cfg, ibu); },
-                        nullptr};
+  Reconciler::Deps deps{
+      store,
+      journal,
+      runner,
+      AgentPaths{cfg.state_dir, cfg.sysroot, cfg.config_dir, cfg.containers_root, cfg.proc_cmdline},
+      [&cfg](const api::ImageBasedUpgrade& ibu) { return AfterPivot(cfg, ibu); },
+      nullptr};
   if (watchdog) {
     // Pinged from the control loop itself, so a wedged loop stops the pings and systemd
     // restarts the daemon; half the interval leaves room for one late pass.
@@ -163,8 +165,8 @@ int RunDaemon(const DaemonConfig& cfg) {
         std::chrono::milliseconds(std::max<uint64_t>(watchdog_usec / 2000, 100));
     spdlog::info("systemd watchdog every {}ms", watchdog_usec / 1000);
   }
+  deps.max_step_attempts = cfg.max_step_attempts;
   PrepOptions prep;
-  prep.proc_cmdline = cfg.proc_cmdline;
   if (!cfg.running_version.empty()) prep.running_version = cfg.running_version;
   if (!cfg.registries_conf.empty()) prep.registries_conf = cfg.registries_conf;
   if (!cfg.signature_policy.empty()) prep.signature_policy = cfg.signature_policy;
@@ -189,13 +191,8 @@ int RunDaemon(const DaemonConfig& cfg) {
   pc.cluster_release_registry = cfg.release_registry;
   ApplyPrecacheEnvironment(pc);  // PRECACHE_BEST_EFFORT, MAX_PULL_THREADS, as LCA's operator
 
-  // Cleanup order as the Go operator's: stateroots first, then the workspace and annotations.
-  std::vector<std::unique_ptr<CleanupStep>> steps;
-  steps.push_back(std::make_unique<StaterootCleanup>(cfg.proc_cmdline, prep.work_dir));
-  for (auto& step : DefaultCleanupSteps()) steps.push_back(std::move(step));
-  auto cleanup = std::make_shared<Cleanup>(std::move(steps));
+  auto cleanup = std::make_shared<Cleanup>(DefaultCleanupSteps(CleanupOptions{prep.work_dir}));
   PivotOptions pivot;
-  pivot.proc_cmdline = cfg.proc_cmdline;
   pivot.hooks_dir = cfg.hooks_dir.empty() ? cfg.config_dir / "hooks" : cfg.hooks_dir;
   pivot.hook_timeout = std::chrono::seconds(cfg.hook_timeout_seconds);
   pivot.reboot_command = cfg.reboot_command;

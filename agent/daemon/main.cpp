@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
   app.add_flag("--precache-best-effort", precache_best_effort,
                "Prep completes despite failed pulls");
   app.add_flag("--precache-disabled", precache_disabled, "no pre-cache phase in Prep");
+  int max_step_attempts = 0;
+  app.add_option("--max-step-attempts", max_step_attempts,
+                 "starts of a host step that never finishes before its stage fails (default 3)")
+      ->check(CLI::Range(1, 1000));
   std::string metrics_address;
   app.add_option("--metrics-address", metrics_address,
                  "serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9101; default off)");
@@ -103,6 +107,7 @@ int main(int argc, char** argv) {
     cfg.precache_best_effort = cfg.precache_best_effort || precache_best_effort;
     cfg.precache_disabled = cfg.precache_disabled || precache_disabled;
     if (!metrics_address.empty()) cfg.metrics_address = metrics_address;
+    if (max_step_attempts > 0) cfg.max_step_attempts = max_step_attempts;
     lca::SetupLogging("lifecycle-agent", cfg.log_level, lca::ParseLogTarget(cfg.log_format));
     return lca::RunDaemon(cfg);
   } catch (const std::exception& e) {

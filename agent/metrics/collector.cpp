@@ -10,12 +10,13 @@
 #include "common/atomic_file.hpp"
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
+#include "common/state_layout.hpp"
 
 namespace lca::metrics {
 namespace {
 
 constexpr size_t kSeenKept = 32;
-constexpr const char* kCountersFile = "metrics.json";
+constexpr const char* kCountersFile = state_layout::kMetrics;
 
 int64_t Unix(TimePoint t) { return t.time_since_epoch().count(); }
 
@@ -105,6 +106,11 @@ std::string RenderMetrics(const MetricsInput& in) {
     w.Family("lca_precache_bytes_total", "gauge",
              "Bytes the pre-cache pulls download (from the registry manifests).");
     w.Sample({}, static_cast<double>(p.precache_bytes_total));
+  }
+  if (!p.step_seconds.empty()) {
+    w.Family("lca_step_duration_seconds", "gauge",
+             "How long each journaled host step took the last time it ran in this daemon.");
+    for (const auto& [step, secs] : p.step_seconds) w.Sample({{"step", step}}, secs);
   }
 
   auto seconds = [&](const std::optional<TimePoint>& start, const std::optional<TimePoint>& end) {
@@ -203,7 +209,8 @@ std::string MetricsRecorder::Render(const api::ImageBasedUpgrade& ibu, TimePoint
   in.counters = Snapshot();
   if (!state_dir_.empty()) {
     try {
-      in.precache = precache::ReadStatusFile(state_dir_ / "workspace" / precache::kStatusFileName);
+      in.precache = precache::ReadStatusFile(state_dir_ / state_layout::kWorkspace /
+                                             precache::kStatusFileName);
     } catch (const std::exception& e) {
       spdlog::debug("metrics: pre-cache status: {}", e.what());
     }

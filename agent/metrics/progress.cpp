@@ -29,6 +29,11 @@ void ReportPrecacheBytes(uint64_t done, uint64_t total) {
   state.precache_reported = true;
 }
 
+void ReportStepDone(const std::string& step, double seconds) {
+  std::lock_guard lock(mu);
+  state.step_seconds[step] = seconds;
+}
+
 ProgressSnapshot Progress() {
   std::lock_guard lock(mu);
   return state;

@@ -4,6 +4,8 @@
 // log); these are the numbers, updated on every callback. Process-wide: a daemon runs one
 // upgrade at a time.
 #include <cstdint>
+#include <map>
+#include <string>
 
 namespace lca::metrics {
 
@@ -14,11 +16,15 @@ struct ProgressSnapshot {
   uint64_t precache_bytes_total = 0;  // to download (from the registry manifests)
   bool prep_reported = false;         // anything reported for the stateroot phase
   bool precache_reported = false;     // anything reported for the pre-cache phase
+  // The journaled steps finished in this daemon's life: name -> seconds of its last run.
+  std::map<std::string, double> step_seconds;
 };
 
 void ReportPrepBytesTotal(uint64_t total);
 void ReportPrepBytesDone(uint64_t done);
 void ReportPrecacheBytes(uint64_t done, uint64_t total);
+// A journaled step finished (common/step_runner.hpp) after `seconds`.
+void ReportStepDone(const std::string& step, double seconds);
 ProgressSnapshot Progress();
 // Back to nothing reported (a new Prep; tests).
 void ResetProgress();

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <string>
 
+#include "common/state_layout.hpp"
+
 namespace lca::pivot {
 
 inline std::filesystem::path StaterootRoot(const std::filesystem::path& sysroot,
@@ -18,7 +20,7 @@ inline std::filesystem::path StaterootStateDir(const std::filesystem::path& sysr
   return StaterootRoot(sysroot, stateroot) / "var" / "lib" / "lca";
 }
 
-inline constexpr const char* kAutoRollbackConfigFile = "autorollback_config.json";
-inline constexpr const char* kObjectFile = "ibu.json";
+inline constexpr const char* kAutoRollbackConfigFile = state_layout::kAutoRollbackConfig;
+inline constexpr const char* kObjectFile = state_layout::kObject;
 
 }  // namespace lca::pivot

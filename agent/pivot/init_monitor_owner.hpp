@@ -18,11 +18,12 @@
 #include <vector>
 
 #include "common/process.hpp"
+#include "common/state_layout.hpp"
 
 namespace lca::pivot {
 
 inline constexpr const char* kInitMonitorUnit = "lca-init-monitor.service";
-inline constexpr const char* kInitMonitorRecord = "init-monitor.json";
+inline constexpr const char* kInitMonitorRecord = state_layout::kInitMonitorRecord;
 
 enum class MonitorOwner { kAgent, kSeed };
 

@@ -12,11 +12,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path StaterootVar(const HostView& host) {
+fs::path StaterootVar(const NodeView& host) {
   return host.sysroot / "ostree/deploy" / host.booted.stateroot / "var";
 }
 
-void ReadProxy(const NodeCheckOptions& opts, const HostView& host, stateroot::NodeFacts& f) {
+void ReadProxy(const NodeCheckOptions& opts, const NodeView& host, stateroot::NodeFacts& f) {
   if (opts.has_proxy) {
     f.has_proxy = *opts.has_proxy;
     f.proxy_source = std::string("hasProxy: ") + (f.has_proxy ? "true" : "false") +
@@ -36,7 +36,7 @@ void ReadProxy(const NodeCheckOptions& opts, const HostView& host, stateroot::No
 }  // namespace
 
 std::optional<std::string> CheckContainerStorage(const NodeCheckOptions& opts,
-                                                 const HostView& host) {
+                                                 const NodeView& host) {
   precache::StorageMountInputs in;
   in.storage_root = host.storage_root;
   in.stateroot_var = StaterootVar(host);
@@ -55,7 +55,7 @@ std::optional<std::string> CheckContainerStorage(const NodeCheckOptions& opts,
   return mount.target;
 }
 
-stateroot::NodeFacts GatherNodeFacts(const NodeCheckOptions& opts, const HostView& host,
+stateroot::NodeFacts GatherNodeFacts(const NodeCheckOptions& opts, const NodeView& host,
                                      const std::optional<std::string>& storage_target) {
   stateroot::NodeFacts f;
   ReadProxy(opts, host, f);
@@ -68,13 +68,13 @@ stateroot::NodeFacts GatherNodeFacts(const NodeCheckOptions& opts, const HostVie
   return f;
 }
 
-void CheckNodeForSeed(const NodeCheckOptions& opts, const HostView& host,
+void CheckNodeForSeed(const NodeCheckOptions& opts, const NodeView& host,
                       const std::optional<std::string>& storage_target,
                       const std::optional<stateroot::SeedClusterInfo>& seed) {
   stateroot::CheckSeedCompatibility(seed, GatherNodeFacts(opts, host, storage_target));
 }
 
-stateroot::RunningVersion NodeRunningVersion(const NodeCheckOptions& opts, const HostView& host,
+stateroot::RunningVersion NodeRunningVersion(const NodeCheckOptions& opts, const NodeView& host,
                                              const std::optional<std::string>& setting,
                                              const std::string& commit_version) {
   stateroot::RunningVersionInputs in;

@@ -36,7 +36,7 @@ struct NodeCheckOptions {
 };
 
 // What Prep knows about the host when the checks run.
-struct HostView {
+struct NodeView {
   std::filesystem::path sysroot;
   stateroot::BootedDeployment booted;
   std::string cmdline;                 // the kernel command line's text
@@ -49,20 +49,20 @@ struct HostView {
 // mountpoint target; throws kInvalid "container storage mountpoint target not found: ..."
 // (only a warning and nullopt when !opts.require_shared_storage).
 std::optional<std::string> CheckContainerStorage(const NodeCheckOptions& opts,
-                                                 const HostView& host);
+                                                 const NodeView& host);
 
 // This node's facts for the seed compatibility check.
-stateroot::NodeFacts GatherNodeFacts(const NodeCheckOptions& opts, const HostView& host,
+stateroot::NodeFacts GatherNodeFacts(const NodeCheckOptions& opts, const NodeView& host,
                                      const std::optional<std::string>& storage_target);
 
 // The seed label's compatibility facts against this node's (reference §3.3). Throws kInvalid
 // with the message for Prep's condition.
-void CheckNodeForSeed(const NodeCheckOptions& opts, const HostView& host,
+void CheckNodeForSeed(const NodeCheckOptions& opts, const NodeView& host,
                       const std::optional<std::string>& storage_target,
                       const std::optional<stateroot::SeedClusterInfo>& seed);
 
 // The running release, from the sources in stateroot/running_version.hpp.
-stateroot::RunningVersion NodeRunningVersion(const NodeCheckOptions& opts, const HostView& host,
+stateroot::RunningVersion NodeRunningVersion(const NodeCheckOptions& opts, const NodeView& host,
                                              const std::optional<std::string>& setting,
                                              const std::string& commit_version);
 

@@ -12,14 +12,14 @@
 
 #include "agent/api/ibu.hpp"
 #include "common/json_yaml.hpp"
+#include "common/state_layout.hpp"
 
 namespace lca {
 
 class ObjectStore {
  public:
-  static constexpr const char* kFileName = "ibu.json";
-  // The highest resourceVersion served while ibu.json was sealed (decimal, 0600).
-  static constexpr const char* kHighWaterFileName = "resource-version";
+  static constexpr const char* kFileName = state_layout::kObject;
+  static constexpr const char* kHighWaterFileName = state_layout::kResourceVersion;
 
   // Loads <state_dir>/ibu.json, or creates the default Idle object (generation 1) when there is
   // none. Creates state_dir 0700. A file that does not parse is an error naming the file: the

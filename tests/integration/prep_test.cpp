@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/controller/handlers/prep_handler.hpp"
 #include "common/atomic_file.hpp"
 #include "common/base64.hpp"
 #include "common/error.hpp"
@@ -1148,7 +1149,7 @@ TEST_F(PrepTest, PushedSeedHasTheFormat4ContentsAndExclusions) {
 // moment a power loss does the most harm) comes back, finds the step unfinished in the
 // journal, redoes it and completes Prep with the same end state as an uninterrupted run; the
 // booted deployment is the default throughout.
-class PrepCrashTest : public PrepTest, public ::testing::WithParamInterface<const char*> {};
+class PrepCrashTest : public PrepTest, public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(PrepCrashTest, KilledAtAStepResumesToTheSameEndState) {
   const std::string step = GetParam();
@@ -1182,11 +1183,8 @@ TEST_P(PrepCrashTest, KilledAtAStepResumesToTheSameEndState) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Steps, PrepCrashTest,
-                         ::testing::Values("prep.validate-seed", "prep.guard", "prep.fetch",
-                                           "prep.os-init", "prep.extract", "prep.check-seed",
-                                           "prep.import", "prep.deploy", "prep.etc", "prep.finish",
-                                           "prep.remove-scratch"),
-                         [](const auto& param_info) {
+                         // Every row of Prep's step table (prep_steps.cpp).
+                         ::testing::ValuesIn(PrepHandler::StepNames()), [](const auto& param_info) {
                            std::string n = param_info.param;
                            for (char& c : n) {
                              if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';

@@ -18,7 +18,9 @@
 #include "common/atomic_file.hpp"
 #include "common/json_yaml.hpp"
 #include "common/process.hpp"
+#include "recovery/backup.hpp"
 #include "recovery/backup_manifest.hpp"
+#include "recovery/restore.hpp"
 #include "recovery/tree_manifest.hpp"
 #include "stateroot/ostree_sysroot.hpp"
 #include "tests/support/child_process.hpp"
@@ -464,22 +466,8 @@ TEST_F(RecoveryTest, KillAtEveryRestoreStepThenResumeConverges) {
   const recovery::PathFilter exclude({"tmpdata", ".updated", "kubernetes/manifests"});
   const auto m = recovery::LoadBackup(backup_dir());
   etcd_->Stop();
-  const std::vector<std::string> steps = {"files.stop-services",
-                                          "files.wipe-crio",
-                                          "files.usr-local",
-                                          "files.etc",
-                                          "files.extras",
-                                          "files.verify",
-                                          "files.disable-kubelet",
-                                          "cluster.kubelet",
-                                          "cluster.verify",
-                                          "cluster.start-crio",
-                                          "cluster.record-containers",
-                                          "cluster.static-pods",
-                                          "cluster.etcd",
-                                          "cluster.start-services",
-                                          "cluster.wait",
-                                          "post.hooks"};
+  // Every row of the restore's step tables (recovery/restore.cpp).
+  const std::vector<std::string> steps = recovery::RestoreStepNames();
   for (const auto& step : steps) {
     SCOPED_TRACE(step);
     ChangeHost();
@@ -516,9 +504,10 @@ TEST_F(RecoveryTest, KillAtEveryRestoreStepThenResumeConverges) {
 // finished by the next run; either way the next backup is complete and verifies.
 TEST_F(RecoveryTest, KillAtEveryBackupStepThenRerunConverges) {
   ASSERT_EQ(Backup().code, 0);
-  for (const std::string step :
-       {"recover", "space", "pin", "etcd", "static-pods", "exclude-list", "etc", "usr-local",
-        "kubelet", "extras", "script", "manifest", "swap", "swap-entry", "2*swap-entry"}) {
+  // Every row of the backup's step table (recovery/backup.cpp), then inside the swap.
+  std::vector<std::string> points = recovery::BackupStepNames();
+  points.insert(points.end(), {"swap-entry", "2*swap-entry"});
+  for (const std::string& step : points) {
     SCOPED_TRACE(step);
     const std::string name = step.rfind("2*", 0) == 0 ? step.substr(2) : step;
     const std::string action = step.rfind("2*", 0) == 0 ? "2*crash" : "crash";

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/controller/step_tables.hpp"
 #include "stateroot/ostree_sysroot.hpp"
 #include "tests/support/agent_host.hpp"
 #include "tests/support/etcd.hpp"
@@ -415,42 +416,25 @@ TEST_F(UpgradeTest, InitMonitorExitsWithoutRollbackOnceUpgradeCompleted) {
 enum class Cycle { kUpgrade, kRollback, kAbort };
 
 struct KillPoint {
-  const char* step;
+  std::string step;
   Cycle cycle;
 };
 
-constexpr KillPoint kKillPoints[] = {
-    {"prep.validate-seed", Cycle::kUpgrade},
-    {"prep.guard", Cycle::kUpgrade},
-    {"prep.fetch", Cycle::kUpgrade},
-    {"prep.os-init", Cycle::kUpgrade},
-    {"prep.extract", Cycle::kUpgrade},
-    {"prep.check-seed", Cycle::kUpgrade},
-    {"prep.import", Cycle::kUpgrade},
-    {"prep.deploy", Cycle::kUpgrade},
-    {"prep.etc", Cycle::kUpgrade},
-    {"prep.finish", Cycle::kUpgrade},
-    {"prep.remove-scratch", Cycle::kUpgrade},
-    {"upgrade.pre-pivot-hooks", Cycle::kUpgrade},
-    {"upgrade.export-manifests", Cycle::kUpgrade},
-    {"upgrade.carry-agent", Cycle::kUpgrade},
-    {"upgrade.save-object", Cycle::kUpgrade},
-    {"upgrade.pin", Cycle::kUpgrade},
-    {"upgrade.set-default", Cycle::kUpgrade},
-    {"upgrade.seal", Cycle::kUpgrade},
-    {"upgrade.reboot", Cycle::kUpgrade},
-    {"upgrade.post-pivot-hooks", Cycle::kUpgrade},
-    {"upgrade.disable-init-monitor", Cycle::kUpgrade},
-    {"finalize.stateroots", Cycle::kUpgrade},
-    {"finalize.workspace", Cycle::kUpgrade},
-    {"finalize.annotations", Cycle::kUpgrade},
-    {"rollback.set-default", Cycle::kRollback},
-    {"rollback.save-object", Cycle::kRollback},
-    {"rollback.reboot", Cycle::kRollback},
-    {"abort.stateroots", Cycle::kAbort},
-    {"abort.workspace", Cycle::kAbort},
-    {"abort.annotations", Cycle::kAbort},
-};
+// Every step of every agent table (agent/controller/step_tables.hpp), with the cycle that
+// reaches it. Recovery's backup and restore tables are killed in recovery_test's matrices.
+std::vector<KillPoint> KillPoints() {
+  std::vector<KillPoint> out;
+  for (const auto& t : AllStepTables()) {
+    if (t.failpoint_prefix != "step.") continue;
+    const Cycle cycle = t.table == "Rollback" ? Cycle::kRollback
+                        : t.table == "Abort"  ? Cycle::kAbort
+                                              : Cycle::kUpgrade;
+    for (const auto& step : t.steps) out.push_back({step, cycle});
+  }
+  return out;
+}
+
+const std::vector<KillPoint> kKillPoints = KillPoints();
 
 class CrashMatrixTest : public UpgradeTest, public ::testing::WithParamInterface<KillPoint> {
  protected:
@@ -499,7 +483,7 @@ class CrashMatrixTest : public UpgradeTest, public ::testing::WithParamInterface
 
 TEST_P(CrashMatrixTest, KilledAtAStepConverges) {
   const KillPoint kp = GetParam();
-  host_->SetDaemonEnv({{"LCA_FAILPOINTS", std::string("step.") + kp.step + "=crash"}});
+  host_->SetDaemonEnv({{"LCA_FAILPOINTS", "step." + kp.step + "=crash"}});
   host_->Start();
   host_->Patch(PrepPatch());
   auto o = Until([](const Json& j) { return Cond("PrepCompleted")(j) || Failed(j); }, "Prep");
@@ -512,7 +496,7 @@ TEST_P(CrashMatrixTest, KilledAtAStepConverges) {
     if (Failed(o)) {
       // Only a kill between the seal and the reboot request may end here (the sealed record
       // is what this stateroot shows if it runs again without the reboot).
-      EXPECT_EQ(std::string(kp.step), "upgrade.reboot") << o.dump(2);
+      EXPECT_EQ(kp.step, "upgrade.reboot") << o.dump(2);
       EXPECT_EQ(host_->BootedStateroot(), "rhcos");
       AbortAndExpectNothingLeft();
     } else if (kp.cycle == Cycle::kRollback) {
@@ -545,8 +529,45 @@ INSTANTIATE_TEST_SUITE_P(Steps, CrashMatrixTest, ::testing::ValuesIn(kKillPoints
 
 TEST(CrashMatrixSize, AtLeastThirtyKillPoints) {
   const size_t n = std::size(kKillPoints);
-  std::cout << "crash matrix: " << n << " kill points (Prep, Upgrade, Rollback, cleanup)\n";
+  size_t steps = 0, recovery = 0;
+  for (const auto& t : AllStepTables()) {
+    steps += t.steps.size();
+    if (t.failpoint_prefix != "step.") recovery += t.steps.size();
+  }
+  std::cout << "crash matrix: " << n << " kill points (Prep, Upgrade, Rollback, cleanup) here, "
+            << recovery << " in recovery_test's backup and restore matrices; " << steps
+            << " steps in all tables\n";
   EXPECT_GE(n, 30u);
+  EXPECT_GT(n, 30u);
+  EXPECT_GE(n + recovery, steps);
+}
+
+// A step that kills the daemon every time it starts (systemd would restart it forever): after
+// maxStepAttempts (3) starts the stage fails with a message naming the step and the count,
+// and abort leaves nothing of the upgrade behind.
+TEST_F(UpgradeTest, StepKillingTheDaemonEveryTimeFailsPrepAfterThreeAttempts) {
+  host_->SetDaemonEnv({{"LCA_FAILPOINTS", "step.prep.extract=crash"}});
+  host_->Start();
+  host_->Patch(PrepPatch());
+  int restarts = 0;
+  const Json o =
+      host_->WaitFor(Cond("PrepCompleted", "False"), "Prep failed", std::chrono::seconds(180), [&] {
+        if (auto code = host_->Exited()) {
+          ASSERT_EQ(*code, 137) << "the daemon exited by itself with " << *code;
+          ++restarts;
+          host_->Start();  // as systemd would, failpoint still armed
+        }
+      });
+  EXPECT_EQ(restarts, 3);
+  const std::string msg = AgentHost::ConditionMessage(o, "PrepInProgress");
+  EXPECT_NE(msg.find("step prep.extract was started 3 times without finishing"), std::string::npos)
+      << msg;
+  host_->Patch({{"spec", {{"stage", "Idle"}}}});
+  host_->WaitFor(Cond("Idle"), "Idle after abort");
+  EXPECT_EQ(Stateroots(host_->sysroot()), (std::vector<std::string>{"rhcos"}));
+  for (const auto& d : Deployments(host_->sysroot())) EXPECT_FALSE(d.pinned);
+  EXPECT_FALSE(fs::exists(host_->sysroot() / "ostree/lca-prep"));
+  EXPECT_FALSE(fs::exists(host_->StateDir() / "workspace"));
 }
 
 }  // namespace

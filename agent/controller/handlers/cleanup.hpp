@@ -1,6 +1,12 @@
 #pragma once
 // Idle's cleanup (§7.2): a list of independent steps that all run even when one fails; the
-// errors are collected and joined, as the Go operator reports them.
+// errors are collected and joined, as the Go operator reports them. Each step is journaled as
+// "<abort|finalize>.<name>" and runs on every run of the cleanup (a rerun after
+// manual-cleanup-done checks everything again).
+//
+// The steps this build has are the rows of kCleanupSteps (cleanup.cpp): stateroots, workspace,
+// annotations. A new cleanup step is a row there (a function of CleanupRun&).
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,26 +29,28 @@ class Cleanup {
   explicit Cleanup(std::vector<std::unique_ptr<CleanupStep>> steps) : steps_(std::move(steps)) {}
   // Runs every step; returns "" or the errors joined by spaces.
   std::string RunAll(StageContext& ctx, const std::string& journal_prefix);
+  // "<journal_prefix>.<name>" of every step, in order.
+  std::vector<std::string> StepNames(const std::string& journal_prefix) const;
 
  private:
   std::vector<std::unique_ptr<CleanupStep>> steps_;
 };
 
-// Removes <state-dir>/workspace (the seed pull secret, pre-cache status, scratch files).
-class WorkspaceCleanup final : public CleanupStep {
- public:
-  std::string name() const override { return "workspace"; }
-  void Run(StageContext& ctx) override;
+struct CleanupOptions {
+  // Prep's scratch dir; empty = <sysroot>/ostree/lca-prep.
+  std::filesystem::path work_dir;
 };
 
-// Removes the annotations Prep wrote (extra-manifest validation warnings).
-class AnnotationCleanup final : public CleanupStep {
- public:
-  std::string name() const override { return "annotations"; }
-  void Run(StageContext& ctx) override;
+// What a cleanup row works with.
+struct CleanupRun {
+  StageContext& ctx;
+  const CleanupOptions& opts;
 };
 
-// The steps this build has, in the order they run.
-std::vector<std::unique_ptr<CleanupStep>> DefaultCleanupSteps();
+// The rows of kCleanupSteps as steps, in the order they run.
+std::vector<std::unique_ptr<CleanupStep>> DefaultCleanupSteps(CleanupOptions opts = {});
+
+// Removes the stateroots this upgrade made or left (stateroot_cleanup.cpp).
+void RemoveUpgradeStateroots(CleanupRun& c);
 
 }  // namespace lca

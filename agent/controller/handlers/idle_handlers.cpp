@@ -2,6 +2,14 @@
 
 namespace lca {
 
+std::vector<std::string> AbortHandler::StepNames() {
+  return Cleanup(DefaultCleanupSteps()).StepNames("abort");
+}
+
+std::vector<std::string> FinalizeHandler::StepNames() {
+  return Cleanup(DefaultCleanupSteps()).StepNames("finalize");
+}
+
 Outcome AbortHandler::Run(StageContext& ctx) {
   const std::string errors = cleanup_->RunAll(ctx, "abort");
   return errors.empty() ? Outcome::Completed() : Outcome::Failed(errors);

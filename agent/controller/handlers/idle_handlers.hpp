@@ -3,6 +3,8 @@
 // stateroot no longer needed after an upgrade or a rollback). Both are cleanup; they differ
 // in the failure reason they report and in what the cleanup steps remove.
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "agent/controller/handlers/cleanup.hpp"
 #include "agent/controller/stage_handler.hpp"
@@ -14,6 +16,8 @@ class AbortHandler final : public StageHandler {
   explicit AbortHandler(std::shared_ptr<Cleanup> cleanup) : cleanup_(std::move(cleanup)) {}
   Work work() const override { return Work::kAbort; }
   Outcome Run(StageContext& ctx) override;
+  // The journaled names of the default cleanup steps: "abort.<row of kCleanupSteps>".
+  static std::vector<std::string> StepNames();
 
  private:
   std::shared_ptr<Cleanup> cleanup_;
@@ -24,6 +28,8 @@ class FinalizeHandler final : public StageHandler {
   explicit FinalizeHandler(std::shared_ptr<Cleanup> cleanup) : cleanup_(std::move(cleanup)) {}
   Work work() const override { return Work::kFinalize; }
   Outcome Run(StageContext& ctx) override;
+  // "finalize.<row of kCleanupSteps>".
+  static std::vector<std::string> StepNames();
 
  private:
   std::shared_ptr<Cleanup> cleanup_;

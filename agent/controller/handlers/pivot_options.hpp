@@ -10,7 +10,6 @@
 namespace lca {
 
 struct PivotOptions {
-  std::filesystem::path proc_cmdline = "/proc/cmdline";
   // <hooks_dir>/pre-pivot.d and <hooks_dir>/post-pivot.d hold the hooks.
   std::filesystem::path hooks_dir = "/etc/lca/hooks";
   std::chrono::seconds hook_timeout{std::chrono::minutes(10)};
@@ -23,5 +22,8 @@ struct PivotOptions {
   bool recovery_backup = false;
   std::filesystem::path recovery_settings;
 };
+
+// The reboot request: opts.reboot_command, or pivot::DefaultRebootCommand() when empty.
+std::vector<std::string> PivotRebootCommand(const PivotOptions& opts);
 
 }  // namespace lca

@@ -7,10 +7,11 @@
 
 #include "agent/api/history.hpp"
 #include "agent/metrics/progress.hpp"
-#include "agent/store/step_journal.hpp"
 #include "common/atomic_file.hpp"
+#include "common/bytes.hpp"
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
+#include "common/state_layout.hpp"
 #include "precache/image_list.hpp"
 #include "precache/mirrors.hpp"
 #include "precache/progress.hpp"
@@ -25,7 +26,6 @@ namespace pc = precache;
 
 namespace {
 
-constexpr const char* kStep = "prep.precache";
 constexpr const char* kJob =
     "job-name: lca-prep-precache, job-namespace: openshift-lifecycle-agent";
 constexpr const char* kFailPrefix = "precache job failed to complete: ";
@@ -82,41 +82,25 @@ std::string PrecacheProgressMessage(const pc::PrecacheStatus& s, uint64_t bytes_
                                     uint64_t bytes_total) {
   std::string msg =
       std::string("Precache job in progress. ") + kJob + ". " + pc::ProgressMessage(s);
-  if (bytes_total > 0) msg += ", " + pc::Bytes(bytes_done) + " of " + pc::Bytes(bytes_total);
+  if (bytes_total > 0) msg += ", " + FormatBytes(bytes_done) + " of " + FormatBytes(bytes_total);
   return msg;
 }
 
-PrecachePhaseResult RunPrecachePhase(StageContext& ctx, const api::ImageBasedUpgrade& ibu,
-                                     const PrecacheOptions& opts) {
-  PrecachePhaseResult out;
-  if (opts.disabled) {
-    spdlog::info("precache: disabled in the lifecycle-agent configuration");
-    return out;
-  }
-  out.ran = true;
-  if (ctx.journal.IsDone(kStep)) return out;
-  if (ctx.cancel.Cancelled())
-    throw Error(Errc::kCancelled, std::string("cancelled before ") + kStep);
-  ctx.journal.Start(kStep);
-  ctx.StartPhase(api::phase::kPrecache);
-  ctx.Progress(std::string("Successfully launched a new job precache. ") + kJob);
-  const fs::path ws = ctx.paths.workspace();
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto deadline =
-      opts.timeout.count() > 0 ? t0 + opts.timeout : std::chrono::steady_clock::time_point::max();
+namespace {
 
-  // 1. The list: the seed's containers.list with the release-registry override.
-  std::vector<std::string> images;
+// 1. The list: the seed's containers.list with the release-registry override.
+std::vector<std::string> PrecacheImages(StageContext& ctx, const PrecacheOptions& opts) {
+  const fs::path ws = ctx.paths.workspace();
   try {
-    const auto list = ReadFileIfExists(ws / "containers.list");
+    const auto list = ReadFileIfExists(ws / state_layout::kContainersList);
     if (!list) {
-      throw Error(Errc::kNotFound, (ws / "containers.list").string() +
+      throw Error(Errc::kNotFound, (ws / state_layout::kContainersList).string() +
                                        " is missing: the stateroot phase did not finish; abort "
                                        "(stage Idle) and run Prep again");
     }
     pc::ImageListInput in;
     in.containers_list = *list;
-    if (auto manifest = ReadFileIfExists(ws / "manifest.json")) {
+    if (auto manifest = ReadFileIfExists(ws / state_layout::kSeedManifest)) {
       const auto info = stateroot::ParseSeedClusterInfo(
           ParseJson(*manifest, "workspace/manifest.json"), "workspace/manifest.json");
       in.registry.seed_release_registry = info.release_registry;
@@ -137,44 +121,51 @@ PrecachePhaseResult RunPrecachePhase(StageContext& ctx, const api::ImageBasedUpg
         }
       }
     }
-    images = pc::BuildPrecacheList(in);
+    return pc::BuildPrecacheList(in);
   } catch (const Error& e) {
     throw Error(e.code(), kFailPrefix + std::string(e.what()));
   }
+}
 
-  // 2. Room first: images nothing needs go when the filesystem is fuller than the threshold
-  // (reference §3.4, which runs this before the stateroot job; here it runs right before the
-  // pulls it makes room for).
-  const fs::path storage = opts.podman.root;
-  if (auto threshold = pc::CleanupThresholdFromAnnotations(ibu.metadata.annotations)) {
-    try {
-      auto keep = pc::InUseImages(ctx.runner, opts.podman);
-      // Never the images about to be pre-cached: an earlier Prep (aborted) may have pulled them,
-      // and the reference's cleanup would delete them only to pull them again.
-      for (const auto& img : images) keep.refs.insert(pc::NormalizeReference(img));
-      pc::CleanupOptions co;
-      co.threshold_percent = *threshold;
-      const auto res = pc::CleanupStorage(ctx.runner, opts.podman, keep, co,
-                                          [&] { return pc::StatFs(storage); });
-      if (res.exceeded) {
-        spdlog::info("image cleanup: removed {} images, usage {}% -> {}%", res.removed.size(),
-                     res.usage_before, res.usage_after);
-      }
-    } catch (const std::exception& e) {
-      // The reference requeues on cleanup errors; a cleanup that cannot run is no reason to
-      // stop: the space check below decides.
-      spdlog::warn("image cleanup failed, continuing: {}", e.what());
+// 2. Room first: images nothing needs go when the filesystem is fuller than the threshold
+// (reference §3.4, which runs this before the stateroot job; here it runs right before the
+// pulls it makes room for).
+void MakeRoom(StageContext& ctx, const api::ImageBasedUpgrade& ibu, const PrecacheOptions& opts,
+              const std::vector<std::string>& images) {
+  const auto threshold = pc::CleanupThresholdFromAnnotations(ibu.metadata.annotations);
+  if (!threshold) return;
+  try {
+    auto keep = pc::InUseImages(ctx.runner, opts.podman);
+    // Never the images about to be pre-cached: an earlier Prep (aborted) may have pulled them,
+    // and the reference's cleanup would delete them only to pull them again.
+    for (const auto& img : images) keep.refs.insert(pc::NormalizeReference(img));
+    pc::CleanupOptions co;
+    co.threshold_percent = *threshold;
+    const fs::path storage = opts.podman.root;
+    const auto res =
+        pc::CleanupStorage(ctx.runner, opts.podman, keep, co, [&] { return pc::StatFs(storage); });
+    if (res.exceeded) {
+      spdlog::info("image cleanup: removed {} images, usage {}% -> {}%", res.removed.size(),
+                   res.usage_before, res.usage_after);
     }
+  } catch (const std::exception& e) {
+    // The reference requeues on cleanup errors; a cleanup that cannot run is no reason to
+    // stop: the space check below decides.
+    spdlog::warn("image cleanup failed, continuing: {}", e.what());
   }
+}
 
-  std::optional<stateroot::TransientAuthFile> auth;
-  if (auto secret = PrecachePullSecret(ibu, ctx.paths, opts.node_pull_secret)) {
-    auth.emplace(ws / "precache-pull-secret", *secret, "the pre-cache pull secret");
-  }
-
-  // 3. Space, from the registry's manifests of the images not yet here, before any pull.
+struct PullPlan {
+  std::chrono::steady_clock::time_point deadline;  // of the whole phase
   std::vector<pc::PullItem> items;
   std::optional<std::chrono::microseconds> round_trip;
+};
+
+// 3. Space, from the registry's manifests of the images not yet here, before any pull.
+PullPlan PlanPulls(StageContext& ctx, const PrecacheOptions& opts,
+                   const std::vector<std::string>& images,
+                   const std::optional<stateroot::TransientAuthFile>& auth) {
+  const fs::path storage = opts.podman.root;
   try {
     const pc::LocalImages local = pc::ListLocalImages(ctx.runner, opts.podman);
     std::vector<std::string> missing;
@@ -189,29 +180,31 @@ PrecachePhaseResult RunPrecachePhase(StageContext& ctx, const api::ImageBasedUpg
     for (const auto& e : inspected.errors) {
       spdlog::warn("precache: {} (its size is not counted)", e);
     }
-    round_trip = inspected.SlowestRoundTrip();
     const auto& layers = inspected.layers;
     const pc::SpacePlan plan =
         pc::PlanSpace(layers, pc::LocalLayerDigests(storage), opts.expansion, 0,
                       opts.gc_high_threshold_percent, pc::StatFs(storage), storage);
     spdlog::info("precache: {} images, {} missing; {} to download, ~{} on disk, {} available",
-                 images.size(), missing.size(), pc::Bytes(plan.download_bytes),
-                 pc::Bytes(plan.needed_bytes), pc::Bytes(plan.available_bytes));
+                 images.size(), missing.size(), FormatBytes(plan.download_bytes),
+                 FormatBytes(plan.needed_bytes), FormatBytes(plan.available_bytes));
     pc::RequireSpace(plan);
-    items = pc::ToPullItems(images, layers);
+    return PullPlan{{}, pc::ToPullItems(images, layers), inspected.SlowestRoundTrip()};
   } catch (const Error& e) {
     if (e.code() == Errc::kCancelled) throw;
     throw Error(e.code(), kFailPrefix + std::string(e.what()));
   }
+}
 
-  // 4. Pull, with the status file and the condition message following each image.
-  pc::ProgressRecorder recorder(ws / pc::kStatusFileName, images.size());
+// 4. Pull, with the status file and the condition message following each image.
+pc::PullResult Pull(StageContext& ctx, const PrecacheOptions& opts, const PullPlan& plan,
+                    pc::ProgressRecorder& recorder,
+                    const std::optional<stateroot::TransientAuthFile>& auth) {
   pc::PullOptions po;
   po.window = opts.concurrency;
-  po.round_trip = round_trip;
+  po.round_trip = plan.round_trip;
   po.attempts = opts.attempts;
   po.backoff = opts.backoff;
-  po.deadline = deadline;
+  po.deadline = plan.deadline;
   po.best_effort = opts.best_effort;
   po.tag_check.emplace();  // present tag images must match the registry (stale_tags.hpp)
   if (auth) po.tag_check->authfile = auth->path();
@@ -231,47 +224,78 @@ PrecachePhaseResult RunPrecachePhase(StageContext& ctx, const api::ImageBasedUpg
   };
   ctx.Progress(PrecacheProgressMessage(recorder.Snapshot(), 0, 0));
   metrics::ReportPrecacheBytes(0, 0);
-  const pc::PullResult result =
-      pc::PullImages(ctx.runner, opts.podman, items, po, &recorder, hooks);
-  out.pull = result;
+  pc::PullResult result = pc::PullImages(ctx.runner, opts.podman, plan.items, po, &recorder, hooks);
   metrics::ReportPrecacheBytes(result.bytes_done, result.bytes_total);
-  auth.reset();  // the secret goes as soon as the pulls are done
-  ctx.Progress(PrecacheProgressMessage(recorder.Snapshot(), result.bytes_done, result.bytes_total));
+  return result;
+}
 
+// 5. The outcome: cancelled, timed out, failed images (fatal unless best effort), and the
+// image GC threshold afterwards.
+void CheckPulls(const PrecacheOptions& opts, const pc::PullResult& result, size_t total) {
   if (result.cancelled) throw Error(Errc::kCancelled, "cancelled while pre-caching");
   if (result.timed_out) {
     throw Error(Errc::kTimeout, std::string(kFailPrefix) + "timed out after " +
                                     std::to_string(opts.timeout.count()) + "s with " +
                                     std::to_string(result.failed.size()) + " of " +
-                                    std::to_string(images.size()) +
+                                    std::to_string(total) +
                                     " images not pre-cached: " + result.DescribeFailures());
   }
   if (!result.failed.empty()) {
     const std::string what = "failed to pre-cache " + std::to_string(result.failed.size()) +
-                             " of " + std::to_string(images.size()) +
+                             " of " + std::to_string(total) +
                              " images: " + result.DescribeFailures();
     if (!opts.best_effort) throw Error(Errc::kProcess, std::string(kFailPrefix) + what);
     spdlog::warn("precache (best effort): {}", what);
   }
   // After the pulls, as TALM checks: above the image GC threshold the kubelet would start
   // deleting images, undoing the pre-cache.
+  const fs::path storage = opts.podman.root;
   const pc::FsUsage after = pc::StatFs(storage);
   if (pc::AvailableBelowThreshold(after, opts.gc_high_threshold_percent) == 0) {
     const std::string what =
         "the containers filesystem " + storage.string() + " is at or above the " +
         std::to_string(opts.gc_high_threshold_percent) +
-        "% image GC threshold after pre-caching (size " + pc::Bytes(after.size_bytes) + ", used " +
-        pc::Bytes(after.used_bytes) + "): image garbage collection would remove pre-cached images";
+        "% image GC threshold after pre-caching (size " + FormatBytes(after.size_bytes) +
+        ", used " + FormatBytes(after.used_bytes) +
+        "): image garbage collection would remove pre-cached images";
     if (!opts.best_effort) throw Error(Errc::kProcess, std::string(kFailPrefix) + what);
     spdlog::warn("precache (best effort): {}", what);
   }
+}
+
+}  // namespace
+
+PrecachePhaseResult RunPrecachePhase(StageContext& ctx, const api::ImageBasedUpgrade& ibu,
+                                     const PrecacheOptions& opts) {
+  PrecachePhaseResult out;
+  if (opts.disabled) {
+    spdlog::info("precache: disabled in the lifecycle-agent configuration");
+    return out;
+  }
+  out.ran = true;
+  const auto deadline = opts.timeout.count() > 0 ? std::chrono::steady_clock::now() + opts.timeout
+                                                 : std::chrono::steady_clock::time_point::max();
+  ctx.StartPhase(api::phase::kPrecache);
+  ctx.Progress(std::string("Successfully launched a new job precache. ") + kJob);
+  const auto images = PrecacheImages(ctx, opts);
+  MakeRoom(ctx, ibu, opts, images);
+  std::optional<stateroot::TransientAuthFile> auth;
+  if (auto secret = PrecachePullSecret(ibu, ctx.paths, opts.node_pull_secret)) {
+    auth.emplace(ctx.paths.workspace() / state_layout::kPrecachePullSecret, *secret,
+                 "the pre-cache pull secret");
+  }
+  PullPlan plan = PlanPulls(ctx, opts, images, auth);
+  plan.deadline = deadline;
+  pc::ProgressRecorder recorder(ctx.paths.workspace() / pc::kStatusFileName, images.size());
+  out.pull = Pull(ctx, opts, plan, recorder, auth);
+  auth.reset();  // the secret goes as soon as the pulls are done
+  ctx.Progress(
+      PrecacheProgressMessage(recorder.Snapshot(), out.pull.bytes_done, out.pull.bytes_total));
+  CheckPulls(opts, out.pull, images.size());
   ctx.StopPhase(api::phase::kPrecache);
-  ctx.journal.Done(kStep);
-  spdlog::info(
-      "step {} done in {} ms: {} pulled, {} already present, {} failed, {} processes", kStep,
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
-          .count(),
-      result.pulled.size(), result.skipped.size(), result.failed.size(), result.processes);
+  spdlog::info("precache: {} pulled, {} already present, {} failed, {} processes",
+               out.pull.pulled.size(), out.pull.skipped.size(), out.pull.failed.size(),
+               out.pull.processes);
   return out;
 }
 

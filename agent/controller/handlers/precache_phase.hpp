@@ -5,8 +5,9 @@
 // Natively, without a Job: the image list from the seed's containers.list (left in the workspace
 // by the stateroot phase) with the release-registry override; space planned from the registry's
 // manifests before the first pull; the puller (precache/puller.hpp); the progress file
-// workspace/precache_status.json; the in-progress message with counts and bytes. One journaled
-// step: a daemon restarted in the middle runs it again, and images already pulled are skipped.
+// workspace/precache_status.json; the in-progress message with counts and bytes. It is Prep's
+// journaled step "prep.precache" (prep_steps.cpp): a daemon restarted in the middle runs it
+// again, and images already pulled are skipped.
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -53,9 +54,9 @@ struct PrecachePhaseResult {
   precache::PullResult pull;
 };
 
-// Runs the phase as journaled step "prep.precache": StartPhase/StopPhase `Precache`, progress
-// messages, the status file. Throws lca::Error: kCancelled when cancelled, otherwise a message
-// starting "precache job failed to complete: " (or "no images specified for precaching",
+// Runs the phase (the body of Prep's step "prep.precache"): StartPhase/StopPhase `Precache`,
+// progress messages, the status file. Throws lca::Error: kCancelled when cancelled, otherwise a
+// message starting "precache job failed to complete: " (or "no images specified for precaching",
 // "not enough space for precaching: ...") for Prep's failed condition.
 PrecachePhaseResult RunPrecachePhase(StageContext& ctx, const api::ImageBasedUpgrade& ibu,
                                      const PrecacheOptions& opts);

@@ -6,24 +6,6 @@
 //  * the stateroot we pivoted from, as recorded in <state-dir>/pinned.json (the old one, after
 //    a successful upgrade).
 // Then the deployment lca pinned is unpinned, Prep's scratch dir removed and the repo pruned.
-// Errors are collected: "failed to remove N stateroots: ...".
-#include <filesystem>
-#include <string>
-
+// Errors are collected: "failed to remove N stateroots: ...". The row "stateroots" of
+// kCleanupSteps (cleanup.cpp) runs RemoveUpgradeStateroots, declared in cleanup.hpp.
 #include "agent/controller/handlers/cleanup.hpp"
-
-namespace lca {
-
-class StaterootCleanup final : public CleanupStep {
- public:
-  StaterootCleanup(std::filesystem::path proc_cmdline, std::filesystem::path work_dir)
-      : proc_cmdline_(std::move(proc_cmdline)), work_dir_(std::move(work_dir)) {}
-  std::string name() const override { return "stateroots"; }
-  void Run(StageContext& ctx) override;
-
- private:
-  std::filesystem::path proc_cmdline_;
-  std::filesystem::path work_dir_;
-};
-
-}  // namespace lca
