@@ -7,6 +7,7 @@
 #include "agent/cli/precache_commands.hpp"
 #include "agent/cli/recovery_commands.hpp"
 #include "agent/cli/init_monitor_command.hpp"
+#include "agent/cli/manifests_command.hpp"
 #include "agent/cli/must_gather.hpp"
 #include "common/error.hpp"
 #include "common/logging.hpp"
@@ -119,6 +120,7 @@ int main(int argc, char** argv) {
   completion->add_option("shell", shell, "bash")->required()->check(CLI::IsMember({"bash"}));
 
   auto run_init_monitor = lca::cli::AddInitMonitorCommand(app);
+  auto run_manifests = lca::cli::AddManifestsCommand(app);
 
   auto run_precache = lca::cli::AddPrecacheCommands(app);
   auto recovery = lca::cli::AddRecoveryCommands(app);
@@ -126,6 +128,7 @@ int main(int argc, char** argv) {
   if (const int rc = run_precache(); rc >= 0) return rc;
   if (recovery->Selected()) return recovery->Run();
   if (const int rc = run_init_monitor(); rc >= 0) return rc;
+  if (const int rc = run_manifests(); rc >= 0) return rc;
 
   g.socket = socket;
   try {

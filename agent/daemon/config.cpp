@@ -57,6 +57,10 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
       cfg.containers_storage_driver = str();
     } else if (key == "metricsAddress") {
       cfg.metrics_address = str();
+    } else if (key == "kubeconfig") {
+      cfg.kubeconfig = str();
+    } else if (key == "serviceAccountDir") {
+      cfg.service_account_dir = str();
     } else if (key == "releaseRegistry") {
       cfg.release_registry = str();
     } else if (key == "precacheConcurrency" || key == "precacheTimeoutSeconds") {
@@ -94,7 +98,7 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
                       "' (known: sysroot, stateDir, socket, socketMode, procCmdline, configDir, "
                       "containersRoot, logLevel, registriesConf, signaturePolicy, runningVersion, "
                       "nodePullSecret, containersRunroot, containersStorageDriver, precacheConcurrency, "
-                      "precacheTimeoutSeconds, precacheBestEffort, precacheDisabled, releaseRegistry, hooksDir, hookTimeoutSeconds, rebootCommand, systemctlCommand, recoveryBackup, recoveryConfig, metricsAddress)");
+                      "precacheTimeoutSeconds, precacheBestEffort, precacheDisabled, releaseRegistry, hooksDir, hookTimeoutSeconds, rebootCommand, systemctlCommand, recoveryBackup, recoveryConfig, metricsAddress, kubeconfig, serviceAccountDir)");
     }
   }
   return cfg;

@@ -54,6 +54,11 @@ struct DaemonConfig {
   // Prometheus metrics over TCP ("127.0.0.1:9101"; ":9101" is loopback); empty = off. The
   // socket API serves GET /metrics regardless.
   std::string metrics_address;
+  // Kubernetes mode (docs/kubernetes.md): the CR on the API server this kubeconfig's current
+  // context names is mirrored into the node-local object. Empty: in-cluster credentials from
+  // service_account_dir when KUBERNETES_SERVICE_HOST is set (a pod), else no cluster.
+  std::filesystem::path kubeconfig;
+  std::filesystem::path service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
 };
 
 inline constexpr const char* kDefaultConfigFile = "/etc/lca/lifecycle-agent.yaml";

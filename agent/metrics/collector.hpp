@@ -10,8 +10,10 @@
 //   lca_phase_duration_seconds{stage,phase}            likewise per phase
 //   lca_rollbacks_total{cause}                         init-monitor | post-pivot | manual
 //   lca_last_error_timestamp_seconds                   the newest failure condition (0: none)
+//   lca_kube_*                                         Kubernetes mode only (cluster.hpp)
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "agent/api/ibu.hpp"
+#include "agent/metrics/cluster.hpp"
 #include "agent/metrics/progress.hpp"
 #include "precache/progress.hpp"
 
@@ -52,6 +55,7 @@ struct MetricsInput {
   ProgressSnapshot progress;
   std::optional<precache::PrecacheStatus> precache;
   Counters counters;
+  std::optional<ClusterConnection> cluster;  // Kubernetes mode only
 };
 
 // The exposition text: pure, so it is tested line by line.
@@ -67,6 +71,8 @@ class MetricsRecorder {
   Counters Snapshot() const;
   // Observe(object) then RenderMetrics with the live progress and the pre-cache status file.
   std::string Render(const api::ImageBasedUpgrade& ibu, TimePoint now);
+  // Kubernetes mode: where Render gets the connection from. Set before serving.
+  void SetClusterSource(std::function<ClusterConnection()> source);
 
  private:
   void Save() const;
@@ -74,6 +80,7 @@ class MetricsRecorder {
   std::filesystem::path state_dir_;
   mutable std::mutex mu_;
   Counters counters_;
+  std::function<ClusterConnection()> cluster_source_;
 };
 
 }  // namespace lca::metrics

@@ -155,6 +155,8 @@ class AgentHost {
 
   // Added to the environment of every daemon start (e.g. LCA_FAILPOINTS) until cleared.
   void SetDaemonEnv(std::map<std::string, std::string> env) { daemon_env_ = std::move(env); }
+  // Added to the command line of every daemon start (e.g. --kubeconfig FILE).
+  void SetDaemonArgs(std::vector<std::string> args) { daemon_args_ = std::move(args); }
 
   void Start(const std::map<std::string, std::string>& extra_env = {}) {
     std::vector<std::string> argv = {
@@ -169,6 +171,7 @@ class AgentHost {
         // The seed's image list is not in the bed's registry; the
         // Precache phase has its own end-to-end test.
         "--precache-disabled"};
+    argv.insert(argv.end(), daemon_args_.begin(), daemon_args_.end());
     daemon_ = std::make_unique<ChildProcess>();
     auto env = IsolatedEnv(dir_ / "home");
     env.insert(extra_env.begin(), extra_env.end());
@@ -204,6 +207,14 @@ class AgentHost {
       daemon_->Signal(SIGKILL);
       daemon_->Wait(std::chrono::seconds(10));
     }
+    daemon_.reset();
+  }
+
+  // SIGKILL: the daemon gets no chance to finish anything.
+  void Kill() {
+    if (!daemon_) return;
+    daemon_->Signal(SIGKILL);
+    daemon_->Wait(std::chrono::seconds(10));
     daemon_.reset();
   }
 
@@ -300,6 +311,7 @@ class AgentHost {
   int boots_ = 0;
   std::unique_ptr<ChildProcess> daemon_;
   std::map<std::string, std::string> daemon_env_;
+  std::vector<std::string> daemon_args_;
   std::optional<int> pending_exit_;
 };
 
