@@ -177,6 +177,17 @@ TEST_F(KubeModeTest, KubectlPatchPrepsTheNodeAndKubectlWaitSucceeds) {
   ExpectNoTokenIn(host_->DaemonLog(), "the daemon log");
   ExpectNoTokenIn(metrics, "the metrics");
   ExpectNoTokenIn(status.out, "lcactl status");
+  // Nor in a must-gather whose config dir holds the kubeconfig and the token file.
+  const fs::path out = tmp_ / "must-gather.tar.gz";
+  const auto mg =
+      host_->Ctl({"must-gather", "-o", out.string(), "--state-dir", host_->StateDir().string(),
+                  "--sysroot", host_->sysroot().string(), "--config-dir", tmp_.path().string(),
+                  "--log-file", (host_->dir() / "daemon.log").string()});
+  ASSERT_EQ(mg.code, 0) << mg.err;
+  const auto members = test::RunCmd({"/bin/tar", "-xOf", out.string()}, {});
+  ASSERT_EQ(members.code, 0) << members.err;
+  EXPECT_NE(members.out.find("lca_kube_connected"), std::string::npos) << "the metrics are in it";
+  ExpectNoTokenIn(members.out, "the must-gather");
 }
 
 TEST_F(KubeModeTest, UpgradeWithTheApiServerDownAcrossTheRebootCatchesUp) {
