@@ -143,6 +143,26 @@ TEST_F(KubectlStandinTest, CreateGetAndMergePatchByShortAndQualifiedNames) {
   EXPECT_EQ(path.out, "Prep");
 }
 
+TEST_F(KubectlStandinTest, LabelAndAnnotateAddAndRemoveWithoutMovingGeneration) {
+  CreateIbu();
+  ASSERT_EQ(kube_.Kubectl({"label", "ibu", "upgrade", "a=b"}).code, 0);
+  const auto ann = kube_.Kubectl({"annotate", "ibu", "upgrade", "lca.openshift.io/x=y"});
+  ASSERT_EQ(ann.code, 0) << ann.err;
+  EXPECT_EQ(ann.out, "imagebasedupgrade.lca.openshift.io/upgrade annotated\n");
+  EXPECT_EQ(
+      kube_
+          .Kubectl({"get", "ibu", "-l", "a=b", "-o",
+                    "jsonpath={.items[0].metadata.annotations}|{.items[0].metadata.generation}"})
+          .out,
+      R"({"lca.openshift.io/x":"y"}|1)");
+  ASSERT_EQ(kube_.Kubectl({"annotate", "ibu", "upgrade", "lca.openshift.io/x-"}).code, 0);
+  ASSERT_EQ(kube_.Kubectl({"label", "ibu", "upgrade", "a-"}).code, 0);
+  const auto meta = nlohmann::json::parse(
+      kube_.Kubectl({"get", "ibu", "upgrade", "-o", "jsonpath={.metadata}"}).out);
+  EXPECT_FALSE(meta.contains("annotations")) << meta.dump();  // omitted when empty
+  EXPECT_FALSE(meta.contains("labels")) << meta.dump();
+}
+
 TEST_F(KubectlStandinTest, StrategicPatchDefaultIsRefusedForCustomResourceLikeARealServer) {
   CreateIbu();
   const auto r = kube_.Kubectl({"patch", "ibu", "upgrade", "-p", R"({"spec":{"stage":"Prep"}})"});
@@ -284,8 +304,112 @@ spec:
       << gone.err;
 }
 
-TEST_F(KubectlStandinTest, DeleteRemovesTheObject) {
+// A CRD's schema: unknown fields pruned (an error under kubectl's strict validation, a warning
+// otherwise), enum, minimum and type enforced with the API server's messages.
+TEST_F(KubectlStandinTest, CustomResourceSchemaPrunesUnknownFieldsAndValidates) {
+  const auto crd = Manifest("crd.yaml", R"(apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.org}
+spec:
+  group: example.org
+  names: {kind: Gadget, plural: gadgets, singular: gadget}
+  scope: Cluster
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [color]
+            properties:
+              color: {type: string, enum: [red, blue]}
+              size: {type: integer, minimum: 0}
+          status:
+            type: object
+            properties: {note: {type: string}}
+)");
+  ASSERT_EQ(ApplyFile(crd).code, 0);
+  const auto bad = CreateFile(Manifest(
+      "bad.yaml",
+      "apiVersion: example.org/v1\nkind: Gadget\nmetadata: {name: g}\nspec: {color: green, "
+      "size: -1}\n"));
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("spec.color: Unsupported value: \"green\": supported values: \"red\", "
+                         "\"blue\""),
+            std::string::npos)
+      << bad.err;
+  EXPECT_NE(bad.err.find("spec.size: Invalid value: -1: spec.size in body should be greater "
+                         "than or equal to 0"),
+            std::string::npos)
+      << bad.err;
+  const auto extra = Manifest("extra.yaml",
+                              "apiVersion: example.org/v1\nkind: Gadget\nmetadata: {name: g}\n"
+                              "spec: {color: red, bogus: 1}\n");
+  if (minor_ >= 27) {
+    const auto strict = CreateFile(extra);
+    EXPECT_NE(strict.code, 0);
+    EXPECT_NE(strict.err.find("strict decoding error: unknown field \"spec.bogus\""),
+              std::string::npos)
+        << strict.err;
+  }
+  ASSERT_EQ(kube_.Kubectl({"create", "--validate=false", "-f", extra.string()}).code, 0);
+  EXPECT_EQ(kube_.Kubectl({"get", "gadget", "g", "-o", "jsonpath={.spec}"}).out,
+            R"({"color":"red"})");
+  const auto st = kube_.Kubectl({"patch", "gadget", "g", "--subresource=status", "--type=merge",
+                                 "-p", R"({"status":{"note":"n","other":1}})"});
+  ASSERT_EQ(st.code, 0) << st.err;
+  EXPECT_NE(st.err.find("Warning: unknown field \"status.other\""), std::string::npos) << st.err;
+  EXPECT_EQ(kube_.Kubectl({"get", "gadget", "g", "-o", "jsonpath={.status}"}).out,
+            R"({"note":"n"})");
+  const auto type =
+      kube_.Kubectl({"patch", "gadget", "g", "--type=merge", "-p", R"({"spec":{"size":"x"}})"});
+  EXPECT_NE(type.code, 0);
+  EXPECT_NE(type.err.find("spec.size: Invalid value: \"string\": spec.size in body must be of "
+                          "type integer: \"string\""),
+            std::string::npos)
+      << type.err;
+}
+
+// kubectl describe finds an object's Events with an involvedObject field selector.
+TEST_F(KubectlStandinTest, DescribeShowsTheEventsAboutTheObject) {
   CreateIbu();
+  const std::string uid =
+      kube_.Kubectl({"get", "ibu", "upgrade", "-o", "jsonpath={.metadata.uid}"}).out;
+  ASSERT_FALSE(uid.empty());
+  const nlohmann::json ev = {{"apiVersion", "v1"},
+                             {"kind", "Event"},
+                             {"metadata", {{"name", "upgrade.prep"}, {"namespace", "default"}}},
+                             {"involvedObject",
+                              {{"apiVersion", "lca.openshift.io/v1"},
+                               {"kind", "ImageBasedUpgrade"},
+                               {"name", "upgrade"},
+                               {"uid", uid}}},
+                             {"reason", "Prep"},
+                             {"message", "Prep stage started"},
+                             {"type", "Normal"},
+                             {"source", {{"component", "lifecycle-agent"}}},
+                             {"count", 1}};
+  const auto created = CreateFile(Manifest("ev.json", ev.dump()));
+  ASSERT_EQ(created.code, 0) << created.err;
+  const auto d = kube_.Kubectl({"describe", "ibu", "upgrade"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_NE(d.out.find("lifecycle-agent  Prep stage started"), std::string::npos) << d.out;
+  const auto list = kube_.Kubectl(
+      {"get", "events", "--field-selector", "involvedObject.kind=ImageBasedUpgrade", "-o", "name"});
+  EXPECT_EQ(list.out, "event/upgrade.prep\n") << list.err;
+}
+
+TEST_F(KubectlStandinTest, DeleteRemovesTheObjectAndEndsAWaitForDelete) {
+  CreateIbu();
+  ChildProcess wait;
+  const auto out = files_ / "wait.out";
+  StartKubectl(wait, {"wait", "ibu/upgrade", "--for=delete", "--timeout=60s"}, out);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const auto del = kube_.Kubectl({"delete", "ibu", "upgrade"});
   ASSERT_EQ(del.code, 0) << del.err;
   EXPECT_EQ(del.out, "imagebasedupgrade.lca.openshift.io \"upgrade\" deleted\n");
@@ -294,6 +418,10 @@ TEST_F(KubectlStandinTest, DeleteRemovesTheObject) {
   EXPECT_EQ(get.err,
             "Error from server (NotFound): imagebasedupgrades.lca.openshift.io "
             "\"upgrade\" not found\n");
+  const auto status = wait.Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(status.has_value()) << ReadFile(out);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << ReadFile(out);
+  EXPECT_EQ(ReadFile(out), "imagebasedupgrade.lca.openshift.io/upgrade condition met\n");
 }
 
 TEST_F(KubectlStandinTest, RevokedTokenIsUnauthorizedAndADeniedVerbForbidden) {

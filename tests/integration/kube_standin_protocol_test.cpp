@@ -171,6 +171,29 @@ TEST_F(KubeProtocolTest, WatchReplaysAddedModifiedDeletedAfterAResourceVersion) 
   const auto fresh = Events(kube_.Http("GET", kIbus + "?watch=1&timeoutSeconds=1").body);
   ASSERT_EQ(fresh.size(), 1u);
   EXPECT_EQ(fresh[0]["type"], "ADDED");
+  // A watch-list (sendInitialEvents) marks the end of the initial objects with a bookmark.
+  const auto wl =
+      Events(kube_
+                 .Http("GET", kIbus + "?watch=1&timeoutSeconds=1&sendInitialEvents=true&"
+                                      "allowWatchBookmarks=true&"
+                                      "resourceVersionMatch=NotOlderThan")
+                 .body);
+  ASSERT_GE(wl.size(), 2u);
+  EXPECT_EQ(wl[0]["type"], "ADDED");
+  EXPECT_EQ(wl[1]["type"], "BOOKMARK");
+  EXPECT_EQ(wl[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+  // A selector narrows the stream; an object leaving it is DELETED for that watcher.
+  const std::string rv = Get(kIbus)["metadata"]["resourceVersion"];
+  MergePatch(kIbus + "/upgrade", {{"metadata", {{"labels", {{"pick", "me"}}}}}});
+  MergePatch(kIbus + "/upgrade", {{"metadata", {{"labels", {{"pick", "other"}}}}}});
+  const auto sel = Events(
+      kube_
+          .Http("GET",
+                kIbus + "?watch=1&timeoutSeconds=1&labelSelector=pick%3Dme&resourceVersion=" + rv)
+          .body);
+  ASSERT_EQ(sel.size(), 2u);
+  EXPECT_EQ(sel[0]["type"], "ADDED");
+  EXPECT_EQ(sel[1]["type"], "DELETED");
 }
 
 TEST_F(KubeProtocolTest, IdleWatchGetsBookmarksOnlyWhenItAsks) {
@@ -207,6 +230,12 @@ TEST_F(KubeProtocolTest, CompactionMakesOldResourceVersionsGone) {
   const auto list =
       kube_.Http("GET", kIbus + "?resourceVersionMatch=Exact&resourceVersion=" + Rv(a));
   EXPECT_EQ(list.code, 410);
+  // The compaction survives a restart.
+  kube_.Restart();
+  const auto after = Events(
+      kube_.Http("GET", kIbus + "?watch=true&timeoutSeconds=1&resourceVersion=" + Rv(a)).body);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0]["object"]["code"], 410);
   // From the compacted revision on, watching works.
   const auto ok = kube_.Http(
       "GET", kIbus + "?watch=true&timeoutSeconds=1&resourceVersion=" + std::to_string(compacted));
@@ -228,6 +257,76 @@ TEST_F(KubeProtocolTest, RestartKeepsObjectsAndResourceVersions) {
   // Stopped: nothing answers.
   kube_.Stop();
   EXPECT_EQ(kube_.Http("GET", kIbus, "", "", std::nullopt, 5).code, 0);
+}
+
+TEST_F(KubeProtocolTest, RestartThatForgetsHistoryMakesOldWatchesGoneAndFutureOnesTooLarge) {
+  const json a = Create(kIbus, Ibu("Idle"));
+  MergePatch(kIbus + "/upgrade", {{"spec", {{"stage", "Prep"}}}});
+  kube_.Restart(/*forget_history=*/true);
+  auto ev =
+      Events(kube_.Http("GET", kIbus + "?watch=1&timeoutSeconds=1&resourceVersion=" + Rv(a)).body);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["object"]["code"], 410);
+  const std::string now = Get(kIbus)["metadata"]["resourceVersion"];
+  EXPECT_EQ(kube_.Http("GET", kIbus + "?watch=1&timeoutSeconds=1&resourceVersion=" + now).body, "");
+  const std::string future = std::to_string(std::stol(now) + 100);
+  ev =
+      Events(kube_.Http("GET", kIbus + "?watch=1&timeoutSeconds=1&resourceVersion=" + future).body);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["type"], "ERROR");
+  EXPECT_EQ(ev[0]["object"]["code"], 504);
+  EXPECT_EQ(ev[0]["object"]["message"],
+            "Too large resource version: " + future + ", current: " + now);
+}
+
+TEST_F(KubeProtocolTest, ApplyNeedsAFieldManagerAndTakesYaml) {
+  const std::string yaml =
+      "apiVersion: lca.openshift.io/v1\nkind: ImageBasedUpgrade\nmetadata:\n  name: upgrade\n"
+      "spec:\n  stage: Idle\n";
+  const auto none = kube_.Http("PATCH", kIbus + "/upgrade", yaml, "application/apply-patch+yaml");
+  EXPECT_EQ(none.code, 422) << none.body;
+  const auto created = kube_.Http("PATCH", kIbus + "/upgrade?fieldManager=agent", yaml,
+                                  "application/apply-patch+yaml");
+  EXPECT_EQ(created.code, 201) << created.body;
+  EXPECT_EQ(created.Json()["metadata"]["managedFields"][0]["operation"], "Apply");
+  const auto again = kube_.Http("PATCH", kIbus + "/upgrade?fieldManager=agent",
+                                std::string(yaml).replace(yaml.find("Idle"), 4, "Prep"),
+                                "application/apply-patch+yaml");
+  EXPECT_EQ(again.code, 200) << again.body;
+  EXPECT_EQ(again.Json()["spec"]["stage"], "Prep");
+  // Create refuses a resourceVersion; apply takes it as a precondition.
+  json with_rv = Ibu("Idle");
+  with_rv["metadata"]["name"] = "other";
+  with_rv["metadata"]["resourceVersion"] = "5";
+  const auto bad = kube_.Http("POST", kIbus, with_rv.dump());
+  EXPECT_EQ(bad.code, 400);
+  EXPECT_EQ(bad.Json()["message"], "resourceVersion should not be set on objects to be created");
+}
+
+// Applying a CRD for a kind the resource files already define (the IBU) gives it the CRD's
+// schema; deleting the CRD takes its objects and brings the plain kind back.
+TEST_F(KubeProtocolTest, CrdForAConfiguredKindTakesOverUntilDeleted) {
+  const json crd = json::parse(R"({"apiVersion":"apiextensions.k8s.io/v1",
+    "kind":"CustomResourceDefinition","metadata":{"name":"imagebasedupgrades.lca.openshift.io"},
+    "spec":{"group":"lca.openshift.io","scope":"Cluster",
+      "names":{"kind":"ImageBasedUpgrade","plural":"imagebasedupgrades","singular":"imagebasedupgrade",
+               "shortNames":["ibu"]},
+      "versions":[{"name":"v1","served":true,"storage":true,"subresources":{"status":{}},
+        "schema":{"openAPIV3Schema":{"type":"object","properties":{"spec":{"type":"object",
+          "properties":{"stage":{"type":"string","enum":["Idle","Prep","Upgrade","Rollback"]}}}}}}}]}})");
+  const std::string crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+  const json made = Create(crds, crd);
+  EXPECT_EQ(made["status"]["conditions"][1]["type"], "Established");
+  Create(kIbus, Ibu("Idle"));
+  const auto bad = kube_.Http("PATCH", kIbus + "/upgrade", R"({"spec":{"stage":"Foo"}})",
+                              "application/merge-patch+json");
+  EXPECT_EQ(bad.code, 422);
+  EXPECT_EQ(bad.Json()["message"],
+            "ImageBasedUpgrade.lca.openshift.io \"upgrade\" is invalid: spec.stage: Unsupported "
+            "value: \"Foo\": supported values: \"Idle\", \"Prep\", \"Upgrade\", \"Rollback\"");
+  ASSERT_EQ(kube_.Http("DELETE", crds + "/imagebasedupgrades.lca.openshift.io").code, 200);
+  EXPECT_EQ(kube_.Http("GET", kIbus + "/upgrade").code, 404);
+  Create(kIbus, Ibu("Foo"));  // the resource file's kind has no schema
 }
 
 TEST_F(KubeProtocolTest, NamespacedObjectsSelectorsAndMissingNamespace) {
@@ -275,12 +374,34 @@ TEST_F(KubeProtocolTest, JsonPatchAndUnsupportedMediaType) {
   EXPECT_EQ(smp.Json()["reason"], "UnsupportedMediaType");
 }
 
+TEST_F(KubeProtocolTest, InjectedFaultsAnswerTheNextMatchingRequestsOnly) {
+  kube_.InjectFault(503, 2, kIbus, "GET");
+  EXPECT_EQ(kube_.Http("GET", kCms).code, 200);  // another path
+  const auto first = kube_.Http("GET", kIbus);
+  EXPECT_EQ(first.code, 503);
+  EXPECT_EQ(first.Json()["reason"], "ServiceUnavailable");
+  EXPECT_EQ(kube_.Http("GET", kIbus).code, 503);
+  EXPECT_EQ(kube_.Http("GET", kIbus).code, 200);
+  kube_.InjectFault(429, 1);
+  const auto limited = kube_.Http("GET", kIbus);
+  EXPECT_EQ(limited.code, 429);
+  EXPECT_EQ(limited.Json()["details"]["retryAfterSeconds"], 1);
+  kube_.InjectFault(0, 1);
+  EXPECT_EQ(kube_.Http("GET", kIbus).code, 0);  // no answer at all
+  EXPECT_EQ(kube_.Http("GET", kIbus).code, 200);
+}
+
 TEST_F(KubeProtocolTest, AuthStatusesAndTheRequestLog) {
   const auto none = kube_.Http("GET", kIbus, "", "", std::string());
   EXPECT_EQ(none.code, 401);
   EXPECT_EQ(none.Json(), json::parse(R"({"kind":"Status","apiVersion":"v1","metadata":{},
       "status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401})"));
   EXPECT_EQ(kube_.Http("GET", kIbus, "", "", std::string("wrong")).code, 401);
+  // Health and version are public, as for system:public-info-viewer; a bad token is still 401.
+  EXPECT_EQ(kube_.Http("GET", "/readyz", "", "", std::string()).code, 200);
+  EXPECT_EQ(kube_.Http("GET", "/version", "", "", std::string()).Json()["major"], "1");
+  EXPECT_EQ(kube_.Http("GET", "/readyz", "", "", std::string("wrong")).code, 401);
+  EXPECT_EQ(kube_.Http("GET", "/api", "", "", std::string()).code, 401);
   const std::string reader = kube_.AddToken("reader");
   kube_.Deny(reader, {"*"}, {"configmaps"});
   const auto denied = kube_.Http("GET", kCms, "", "", reader);

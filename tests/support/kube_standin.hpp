@@ -4,9 +4,10 @@
 // down with the object. See docs/kubernetes-standin.md for what it covers and what it cannot
 // prove. Tests only.
 #include <signal.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -21,7 +22,6 @@
 #include <vector>
 
 #include "tests/support/child_process.hpp"
-#include "tests/support/free_port.hpp"
 #include "tests/support/kube_certs.hpp"
 #include "tests/support/run_cmd.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -65,8 +65,7 @@ inline std::string RandomToken() {
 
 class KubeStandin {
  public:
-  explicit KubeStandin(KubeStandinOptions opts = {})
-      : opts_(std::move(opts)), ca_(dir_ / "pki"), port_(FreePort()) {
+  explicit KubeStandin(KubeStandinOptions opts = {}) : opts_(std::move(opts)), ca_(dir_ / "pki") {
     server_cert_ = ca_.IssueServer();
     if (opts_.client_certs) client_cert_ = ca_.IssueClient("lca-agent", "lca");
     token_ = AddToken("system:serviceaccount:openshift-lifecycle-agent:lifecycle-agent");
@@ -75,9 +74,9 @@ class KubeStandin {
     WriteTokens();
     std::filesystem::create_directories(dir_ / "data");
     std::filesystem::create_directories(dir_ / "home");
+    Start();  // the first start binds a port the kernel picks; restarts reuse it
     WriteKubeconfig(kubeconfig(), token_);
     if (opts_.client_certs) WriteKubeconfig(kubeconfig_cert(), "");
-    Start();
   }
   ~KubeStandin() { Stop(); }
   KubeStandin(const KubeStandin&) = delete;
@@ -96,12 +95,16 @@ class KubeStandin {
   const TestCa& ca() const { return ca_; }
   bool running() const { return proc_ != nullptr; }
 
-  // Starts the stand-in on port() (again after Stop: same data, same resourceVersions).
-  void Start() {
+  // Starts the stand-in on port() (again after Stop: same data, same resourceVersions). With
+  // forget_history it starts as a restarted API server's watch cache does: a watch from a
+  // resourceVersion older than now gets 410 Gone.
+  void Start(bool forget_history = false) {
     if (proc_) return;
     std::filesystem::remove(dir_ / "ready");
+    auto argv = Argv();
+    if (forget_history) argv.push_back("--compact-at-start");
     proc_ = std::make_unique<ChildProcess>();
-    proc_->Start(Argv(), {}, server_log().string());
+    proc_->Start(argv, {}, server_log().string());
     WaitReady();
   }
 
@@ -115,9 +118,9 @@ class KubeStandin {
     }
     proc_.reset();
   }
-  void Restart() {
+  void Restart(bool forget_history = false) {
     Stop();
-    Start();
+    Start(forget_history);
   }
 
   // A new token for `user`; every token may do everything until Deny()/RevokeToken().
@@ -153,6 +156,15 @@ class KubeStandin {
     const auto r = Control("POST", "/_standin/compact",
                            rv > 0 ? nlohmann::json{{"resourceVersion", rv}}.dump() : "{}");
     return r.Json().at("compacted").get<long>();
+  }
+  // The next `count` requests whose path starts with `path_prefix` (and whose method is
+  // `method`, if given) get HTTP `code` with the API server's Status for it (429 with
+  // Retry-After: 1, 500, 503, 504); code 0 drops the connection without an answer.
+  void InjectFault(int code, int count, const std::string& path_prefix = "",
+                   const std::string& method = "") {
+    nlohmann::json f = {{"code", code}, {"count", count}, {"path", path_prefix}};
+    if (!method.empty()) f["method"] = method;
+    Control("POST", "/_standin/faults", f.dump());
   }
   // Ends every open watch (with a final BOOKMARK where bookmarks were asked for).
   void CloseWatches() { Control("POST", "/_standin/close-watches", "{}"); }
@@ -270,7 +282,7 @@ class KubeStandin {
 
   void WaitReady() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!std::filesystem::exists(dir_ / "ready")) {
+    while (!ReadPort()) {
       if (const auto st = proc_->Wait(std::chrono::milliseconds(0)); st) {
         proc_.reset();
         throw std::runtime_error("kube stand-in exited at start: " + ReadLog());
@@ -280,6 +292,15 @@ class KubeStandin {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+  }
+
+  // The ready file holds the port once the server listens.
+  bool ReadPort() {
+    std::ifstream in(dir_ / "ready");
+    int port = 0;
+    if (!(in >> port) || port <= 0) return false;
+    port_ = static_cast<uint16_t>(port);
+    return true;
   }
 
   std::string ReadLog() const {
@@ -330,7 +351,7 @@ class KubeStandin {
   KubeStandinOptions opts_;
   TempDir dir_{"lca-kube"};
   TestCa ca_;
-  uint16_t port_;
+  uint16_t port_ = 0;  // 0 until the first start
   KeyPair server_cert_, client_cert_;
   std::string token_, admin_token_;
   nlohmann::json tokens_ = {{"tokens", nlohmann::json::object()}};

@@ -29,12 +29,20 @@ def parse_args(argv):
     p.add_argument("--bookmark-interval", type=float, default=60.0)
     p.add_argument("--watch-timeout", type=int, default=1800,
                    help="seconds a watch lasts without timeoutSeconds")
+    p.add_argument("--compact-at-start", action="store_true",
+                   help="forget the watch history, as a restarted API server's watch cache does")
     return p.parse_args(argv)
 
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        # A client that rejects our certificate or hangs up: one line, not a traceback.
+        err = sys.exc_info()[1]
+        sys.stderr.write("kube_apiserver: connection from %s: %s: %s\n"
+                         % (client_address[0], type(err).__name__, err))
 
 
 def tls_context(opts):

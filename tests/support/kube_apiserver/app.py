@@ -25,9 +25,23 @@ class App:
             lambda rt, event, obj: crds.register(self.registry, self.store, rt, event, obj))
         if self.store.rv == 1:  # a fresh store: the objects every cluster starts with
             self._seed(initial)
+        if options.compact_at_start:
+            with self.store.cond:
+                self.store.compact()
         self.auth = auth.Authenticator(options.tokens)
         self.log_lock = threading.Lock()
         self.log_file = open(options.request_log, "a") if options.request_log else None
+        self.faults = []
+
+    def take_fault(self, method, path):
+        """The injected fault this request meets, if any (each answers `count` requests)."""
+        with self.store.cond:
+            for f in self.faults:
+                if (f["count"] > 0 and path.startswith(f.get("path", ""))
+                        and f.get("method", method) == method):
+                    f["count"] -= 1
+                    return f
+        return None
 
     def _seed(self, objs):
         with self.store.cond:
@@ -47,7 +61,9 @@ class App:
 
     def admin(self, handler, path):
         """POST /_standin/compact {"resourceVersion": N?} -> {"compacted": N}
-        POST /_standin/close-watches -> {}   GET /_standin/state -> {"resourceVersion", ...}"""
+        POST /_standin/close-watches -> {}   GET /_standin/state -> {"resourceVersion", ...}
+        POST /_standin/faults {"code": 503, "count": 2, "path": "/apis/", "method": "GET"}:
+        the next `count` matching requests get that error (code 0: the connection is dropped)."""
         ident = self.auth.identify(handler.headers.get("Authorization"), None)
         if ident is None or not ident.admin:
             raise unauthorized()
@@ -55,6 +71,10 @@ class App:
         with self.store.cond:
             if path == "/_standin/compact" and handler.method == "POST":
                 out = {"compacted": self.store.compact(body.get("resourceVersion"))}
+            elif path == "/_standin/faults" and handler.method == "POST":
+                self.faults.append({k: body[k] for k in ("code", "count", "path", "method")
+                                    if k in body})
+                out = {}
             elif path == "/_standin/close-watches" and handler.method == "POST":
                 self.store.close_watches()
                 out = {}

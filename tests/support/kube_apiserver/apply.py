@@ -79,8 +79,7 @@ def apply(objects, req, body):
     if old is None:
         if req.sub:
             raise objects_not_found(req)
-        created = objects.create(req, _without_status(config) if status_separate else config,
-                                 operation="Apply")
+        created = objects.create(req, _for_create(config, status_separate), operation="Apply")
         return created, True
     fields = object_fields(config, status_separate)
     if req.sub == "status":
@@ -114,9 +113,11 @@ def _nulls_kept(d):
             if v is not None}
 
 
-def _without_status(config):
+def _for_create(config, status_separate):
     c = copy.deepcopy(config)
-    c.pop("status", None)
+    c["metadata"].pop("resourceVersion", None)
+    if status_separate:
+        c.pop("status", None)
     return c
 
 

@@ -57,7 +57,8 @@ def register(registry, store, rt, event, crd):
     if event != "DELETED":
         for t in types_from_crd(crd):
             registry.add(t)
-    for key in gone - {t.key for t in registry.types.values()}:
+    kept = set() if event == "DELETED" else {t.key for t in registry.types.values()}
+    for key in gone - kept:  # a deleted CRD takes its objects along
         store.objects.pop(key, None)
 
 

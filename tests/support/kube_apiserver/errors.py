@@ -36,7 +36,8 @@ def _details(rt, name, kind=None):
 
 
 def not_found(rt, name):
-    return ApiError(404, "NotFound", '%s "%s" not found' % (qualified(rt), name), _details(rt, name))
+    return ApiError(404, "NotFound", '%s "%s" not found' % (qualified(rt), name),
+                    _details(rt, name))
 
 
 def already_exists(rt, name):
@@ -52,6 +53,13 @@ def conflict(rt, name, why="the object has been modified; please apply your chan
 
 def gone(message):
     return ApiError(410, "Expired", message)
+
+
+def too_large(rv, current):
+    return ApiError(504, "Timeout", "Too large resource version: %d, current: %d" % (rv, current),
+                    {"causes": [{"reason": "ResourceVersionTooLarge",
+                                 "message": "Too large resource version"}],
+                     "retryAfterSeconds": 1})
 
 
 def bad_request(message):
@@ -99,3 +107,18 @@ def forbidden_path(user, verb, path):
 
 def not_found_path():
     return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+INJECTED = {
+    429: ("TooManyRequests", "Too many requests, please try again later."),
+    500: ("InternalError", "Internal error occurred: injected by the test"),
+    503: ("ServiceUnavailable", "the server is currently unable to handle the request"),
+    504: ("Timeout", "the server was unable to return a response in the time allotted, but may "
+          "still be processing the request"),
+}
+
+
+def injected(code):
+    reason, message = INJECTED.get(code, ("InternalError", "injected error %d" % code))
+    details = {"retryAfterSeconds": 1} if code == 429 else {}
+    return ApiError(code, reason, message, details)

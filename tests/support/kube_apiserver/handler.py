@@ -1,6 +1,7 @@
 """HTTP/1.1 request handling: authentication, discovery, resource verbs, the request log."""
 import json
 import time
+import traceback
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
 
@@ -9,7 +10,8 @@ import listing
 import openapi
 import routes
 import tables
-from errors import ApiError, forbidden, method_not_allowed, not_found_path, unauthorized
+from errors import (ApiError, forbidden, injected, method_not_allowed, not_found_path,
+                    unauthorized)
 from objects import Request, decode_json
 from watch import Watch, encode
 
@@ -17,6 +19,11 @@ VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-standin",
            "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc",
            "platform": "linux/amd64"}
+
+
+# What system:public-info-viewer lets an anonymous client read; everything else needs a
+# credential (anonymous requests elsewhere are 401 here, where a real server says 403).
+PUBLIC = ("/healthz", "/readyz", "/livez", "/version", "/version/")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -52,20 +59,38 @@ class Handler(BaseHTTPRequestHandler):
         self.url = url
         self.method = method
         self.identity = None
+        self.extra_headers = []
         length = int(self.headers.get("Content-Length") or 0)
         self.body = self.rfile.read(length) if length else b""
         try:
             if url.path.startswith("/_standin/"):
                 return self.app.admin(self, url.path)
-            self.identity = self.app.auth.identify(self.headers.get("Authorization"),
-                                                   self._cert_user())
-            if self.identity is None:
+            fault = self.app.take_fault(method, url.path)
+            if fault is not None:
+                return self._fail(fault["code"])
+            header = self.headers.get("Authorization")
+            self.identity = self.app.auth.identify(header, self._cert_user())
+            if self.identity is None and not (header is None and url.path in PUBLIC):
                 raise unauthorized()
             self._route(url.path)
         except ApiError as e:
             self.send_json(e.code, e.status())
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception as e:  # a stand-in bug: answer like the API server, and say so
+            traceback.print_exc()
+            self.send_json(500, ApiError(500, "InternalError", "Internal error occurred: %s: %s"
+                                         % (type(e).__name__, e), {}).status())
+
+    def _fail(self, code):
+        if code == 0:  # as if the network dropped the connection
+            self._log(0)
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if code == 429:
+            self.extra_headers = [("Retry-After", "1")]
+        raise injected(code)
 
     def _cert_user(self):
         try:
@@ -199,8 +224,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _mutate(self, t, fn, code):
         req = self._request(t)
-        with self.app.store.cond:
-            result = fn(req)
+        try:
+            with self.app.store.cond:
+                result = fn(req)
+        finally:
+            self.extra_headers += [("Warning", '299 - "%s"' % w.replace('"', '\\"'))
+                                   for w in req.warnings]
         created = False
         if isinstance(result, tuple):
             result, created = result
@@ -252,6 +281,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-cache, private")
+        for k, v in getattr(self, "extra_headers", []):
+            self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
         self._log(code)

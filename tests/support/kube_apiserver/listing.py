@@ -4,7 +4,7 @@ import copy
 import json
 
 import selection as sel
-from errors import ApiError, bad_request, gone
+from errors import bad_request, gone, too_large
 
 CONTINUE_TOO_OLD = ("The provided continue parameter is too old to display a consistent list "
                     "result. You can start a new list without the continue parameter, or use the "
@@ -20,7 +20,7 @@ def _param(query, name):
 
 def matcher(t, query):
     labels = sel.parse_labels(_param(query, "labelSelector"))
-    fields = sel.parse_fields(_param(query, "fieldSelector"))
+    fields = sel.parse_fields(_param(query, "fieldSelector"), t.rt.field_selectors)
     return lambda o: labels(o["metadata"].get("labels")) and fields(o)
 
 
@@ -54,10 +54,7 @@ def _snapshot(store, t, query):
     except ValueError:
         raise bad_request('invalid resourceVersion "%s"' % rv_text)
     if rv > store.rv:
-        raise ApiError(504, "Timeout", "Too large resource version: %d, current: %d"
-                       % (rv, store.rv), {"causes": [{"reason": "ResourceVersionTooLarge",
-                                                      "message": "Too large resource version"}],
-                                          "retryAfterSeconds": 1})
+        raise too_large(rv, store.rv)
     if match == "Exact":
         return _at_revision(store, t.rt.key, rv), rv
     return store.list(t.rt.key), store.rv

@@ -6,6 +6,7 @@ import uuid
 
 import apply
 import metadata as md
+import schema
 from errors import (ApiError, already_exists, bad_request, conflict, invalid, not_found,
                     unsupported_media)
 from patches import json_patch, merge_patch, object_fields, strip_directives
@@ -21,6 +22,7 @@ class Request:
         self.rt, self.ns, self.name, self.sub = rt, ns, name, sub
         self.query, self.manager, self.dry_run = query, manager, dry_run
         self.manager_explicit = manager_explicit
+        self.warnings = []  # Warning headers for the response
 
 
 def check_type(rt, obj):
@@ -71,6 +73,8 @@ class Objects:
         obj = copy.deepcopy(body)
         check_type(rt, obj)
         meta = obj["metadata"]
+        if meta.get("resourceVersion"):
+            raise bad_request("resourceVersion should not be set on objects to be created")
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = md.generate_name(meta["generateName"])
         md.validate_name(rt, meta.get("name"))
@@ -83,12 +87,14 @@ class Objects:
             obj.pop("status", None)
         obj = merge_patch(rt.defaults, obj) if rt.defaults else obj
         meta = obj["metadata"]
-        for k in ("resourceVersion", "deletionTimestamp", "managedFields", "selfLink"):
+        for k in ("deletionTimestamp", "managedFields", "selfLink"):
             meta.pop(k, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = md.now()
         if rt.generation:
             meta["generation"] = 1
+        self._normalize(obj)
+        self._apply_schema(req, obj)
         for cb in self.on_prepare:
             cb(rt, obj)
         if operation == "Apply":
@@ -97,6 +103,29 @@ class Objects:
         else:
             md.record_update(rt, None, obj, req.manager, "")
         return self._commit(req, meta["name"], obj, "ADDED")
+
+    @staticmethod
+    def _normalize(obj):
+        """Empty metadata maps and lists are omitted, as ObjectMeta's JSON form omits them."""
+        meta = obj["metadata"]
+        for k in ("labels", "annotations", "finalizers", "ownerReferences"):
+            if k in meta and not meta[k]:
+                del meta[k]
+
+    @staticmethod
+    def _apply_schema(req, obj):
+        """Prunes and validates obj against the CRD schema, if its kind came with one."""
+        if not req.rt.schema:
+            return
+        unknown, errors = schema.check(req.rt.schema, obj)
+        mode = req.query.get("fieldValidation", ["Warn"])[0]
+        if unknown and mode == "Strict":
+            raise bad_request("strict decoding error: " +
+                              ", ".join('unknown field "%s"' % u for u in unknown))
+        if mode != "Ignore":
+            req.warnings += ['unknown field "%s"' % u for u in unknown]
+        if errors:
+            raise invalid(req.rt, obj["metadata"].get("name", ""), errors)
 
     def current(self, req):
         old = self.store.get(req.rt.key, req.ns or "", req.name)
@@ -134,6 +163,8 @@ class Objects:
                 result["metadata"][k] = old["metadata"][k]
             else:
                 result["metadata"].pop(k, None)
+        self._normalize(result)
+        self._apply_schema(req, result)
         for cb in self.on_prepare:
             cb(rt, result)
         if rt.generation and md.spec_changed(rt, old, result):

@@ -30,6 +30,9 @@ class ResourceType:
         self.printer_columns = spec.get("printerColumns", [])
         self.defaults = spec.get("defaults", {})
         self.from_crd = spec.get("fromCRD")
+        self.schema = spec.get("schema")  # a CRD version's openAPIV3Schema
+        # dotted paths a fieldSelector may name besides metadata.name/namespace
+        self.field_selectors = tuple(spec.get("fieldSelectors", []))
 
     @property
     def api_version(self):
@@ -59,11 +62,15 @@ class Registry:
     def __init__(self):
         self.types = {}      # (group, version, plural) -> ResourceType
         self.group_versions = {}  # group -> [versions], first is preferred
+        self.shadowed = {}  # resource-file kinds a CRD replaced, back when it goes
 
     # Copy-on-write: request threads read the maps without the store lock.
     def add(self, rt):
         types = dict(self.types)
-        types[(rt.group, rt.version, rt.plural)] = rt
+        k = (rt.group, rt.version, rt.plural)
+        if k in types and types[k].from_crd is None and rt.from_crd is not None:
+            self.shadowed[k] = types[k]  # a CRD for a kind from a resource file wins...
+        types[k] = rt
         gvs = {g: list(v) for g, v in self.group_versions.items()}
         if rt.version not in gvs.setdefault(rt.group, []):
             gvs[rt.group].append(rt.version)
@@ -71,6 +78,8 @@ class Registry:
 
     def remove_crd(self, crd_name):
         types = {k: rt for k, rt in self.types.items() if rt.from_crd != crd_name}
+        for k in [k for k in self.shadowed if k not in types]:
+            types[k] = self.shadowed.pop(k)  # ...until it is deleted
         gvs = {}
         for g, versions in self.group_versions.items():
             left = [v for v in versions if any(k[0] == g and k[1] == v for k in types)]
@@ -158,5 +167,8 @@ def types_from_crd(crd):
             "shortNames": names.get("shortNames", []), "categories": names.get("categories", []),
             "namespaced": spec.get("scope") == "Namespaced",
             "subresources": {"status": "status" in (ver.get("subresources") or {})},
-            "printerColumns": columns, "fromCRD": crd["metadata"]["name"]}))
+            "printerColumns": columns, "fromCRD": crd["metadata"]["name"],
+            "schema": (ver.get("schema") or {}).get("openAPIV3Schema"),
+            "fieldSelectors": [f.get("jsonPath", "").lstrip(".")
+                               for f in ver.get("selectableFields", [])]}))
     return out

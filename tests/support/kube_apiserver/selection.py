@@ -66,7 +66,8 @@ SUPPORTED_FIELDS = ("metadata.name", "metadata.namespace")
 
 
 def parse_fields(text, extra=()):
-    """metadata.name and metadata.namespace (plus per-resource `extra` paths) with =, ==, !=."""
+    """metadata.name and metadata.namespace (plus the resource's own selectable `extra` fields,
+    e.g. an Event's involvedObject.name) with =, ==, !=."""
     preds = []
     for term in _split_terms(text or ""):
         m = re.match(r"^\s*([A-Za-z0-9_.]+)\s*(==|=|!=)\s*(.*?)\s*$", term)

@@ -2,8 +2,9 @@
 
 Every mutation bumps one global counter (as etcd's revision does) and is appended to the
 history; a compaction drops history up to a revision, so a watch or list from an older
-resourceVersion gets 410 Gone. With a data dir the whole state is written atomically after each
-mutation, so a restarted server keeps its objects and resourceVersions.
+resourceVersion gets 410 Gone. With a data dir every mutation is appended to a journal (JSON
+lines) that a restarted server replays, so it keeps its objects, resourceVersions, watch history
+and compaction point.
 """
 import copy
 import json
@@ -21,29 +22,34 @@ class Store:
         self.objects = {}   # (group, plural) -> {(namespace, name): obj}
         self.history = []   # [(rv, (group, plural), type, obj)]
         self.closed_epoch = 0  # bumped to end every open watch
-        self.path = os.path.join(data_dir, "state.json") if data_dir else None
+        self.path = os.path.join(data_dir, "journal.jsonl") if data_dir else None
         if self.path and os.path.exists(self.path):
             self._load()
+        self.journal = open(self.path, "a") if self.path else None
 
     def _load(self):
+        """Replays the journal: every event, and the compactions between them."""
         with open(self.path) as f:
-            doc = json.load(f)
-        self.rv, self.compacted = doc["rv"], doc["compacted"]
-        for o in doc["objects"]:
-            self.objects.setdefault(tuple(o["key"]), {})[(o["ns"], o["name"])] = o["obj"]
-        self.history = [(h[0], tuple(h[1]), h[2], h[3]) for h in doc["history"]]
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # the tail of a write cut short by a kill
+                rec = json.loads(line)
+                if rec["op"] == "compact":
+                    self._forget(rec["rv"])
+                    continue
+                key, obj = tuple(rec["key"]), rec["obj"]
+                oid = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                if rec["type"] == "DELETED":
+                    self.objects.get(key, {}).pop(oid, None)
+                else:
+                    self.objects.setdefault(key, {})[oid] = obj
+                self.rv = rec["rv"]
+                self.history.append((rec["rv"], key, rec["type"], obj))
 
-    def _save(self):
-        if not self.path:
-            return
-        doc = {"rv": self.rv, "compacted": self.compacted,
-               "objects": [{"key": list(k), "ns": ns, "name": n, "obj": o}
-                           for k, objs in self.objects.items() for (ns, n), o in objs.items()],
-               "history": [[h[0], list(h[1]), h[2], h[3]] for h in self.history]}
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-        os.replace(tmp, self.path)
+    def _write(self, rec):
+        if self.journal is not None:
+            self.journal.write(json.dumps(rec) + "\n")
+            self.journal.flush()
 
     # All methods below expect the caller to hold self.cond.
     def get(self, key, ns, name):
@@ -61,23 +67,25 @@ class Store:
             self.objects.setdefault(key, {})[(ns, name)] = obj
             recorded = obj
         else:
-            recorded = self.objects.get(key, {}).pop((ns, name))
-            recorded = copy.deepcopy(recorded)
+            recorded = copy.deepcopy(self.objects.get(key, {}).pop((ns, name)))
             recorded["metadata"]["resourceVersion"] = str(self.rv)
-        self.history.append((self.rv, key, event, copy.deepcopy(recorded)))
+        recorded = copy.deepcopy(recorded)
+        self.history.append((self.rv, key, event, recorded))
+        self._write({"op": "event", "rv": self.rv, "key": list(key), "type": event,
+                     "obj": recorded})
         if len(self.history) > HISTORY_LIMIT:
-            dropped = self.history[: len(self.history) - HISTORY_LIMIT]
-            self.history = self.history[len(dropped):]
-            self.compacted = max(self.compacted, dropped[-1][0])
-        self._save()
+            self.compact(self.history[len(self.history) - HISTORY_LIMIT - 1][0])
         self.cond.notify_all()
         return recorded
 
+    def _forget(self, rv):
+        self.compacted = max(self.compacted, rv)
+        self.history = [h for h in self.history if h[0] > self.compacted]
+
     def compact(self, rv=None):
         target = self.rv if rv is None else min(int(rv), self.rv)
-        self.compacted = max(self.compacted, target)
-        self.history = [h for h in self.history if h[0] > self.compacted]
-        self._save()
+        self._forget(target)
+        self._write({"op": "compact", "rv": self.compacted})
         self.cond.notify_all()
         return self.compacted
 

@@ -4,7 +4,8 @@ import datetime
 import json
 import re
 
-_TOKEN = re.compile(r'\.([A-Za-z0-9_-]+)|\[(-?\d+)(:?)\]|\[\?\(@\.([A-Za-z0-9_]+)\s*==\s*"([^"]*)"\)\]')
+_TOKEN = re.compile(r'\.([A-Za-z0-9_-]+)|\[(-?\d+)(:?)\]'
+                    r'|\[\?\(@\.([A-Za-z0-9_]+)\s*==\s*"([^"]*)"\)\]')
 
 
 def jsonpath(obj, path):

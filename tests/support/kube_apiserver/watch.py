@@ -5,7 +5,7 @@ import json
 import time
 
 import tables
-from errors import bad_request, gone
+from errors import bad_request, gone, too_large
 
 
 class Watch:
@@ -40,6 +40,9 @@ class Watch:
                 raise bad_request('invalid resourceVersion "%s"' % self.rv_param)
             if last < st.compacted:
                 err = gone("too old resource version: %d (%d)" % (last, st.compacted))
+                return [{"type": "ERROR", "object": err.status()}], None
+            if last > st.rv:  # a revision this server never had (its storage was replaced)
+                err = too_large(last, st.rv)
                 return [{"type": "ERROR", "object": err.status()}], None
             self.visible = {self._id(o) for o in st.list(self.rt.key) if self._matches(o)}
             return [], last
