@@ -323,6 +323,24 @@ TEST_F(KubeModeTest, DaemonKilledWhileTheCrAndTheNodeDisagreeConverges) {
   EXPECT_EQ(cr["spec"]["stage"], "Prep");
 }
 
+TEST_F(KubeModeTest, InAPodTheServiceAccountIsUsed) {
+  // What Kubernetes gives a pod: the service's address in the environment, the account's
+  // token and the cluster's CA in a directory (--service-account-dir stands in for
+  // /var/run/secrets/kubernetes.io/serviceaccount).
+  const fs::path sa = tmp_ / "serviceaccount";
+  fs::create_directories(sa);
+  WriteFileAtomic(sa / "token", agent_token_, 0600);
+  fs::copy_file(kube_->ca_file(), sa / "ca.crt");
+  host_->SetDaemonArgs({"--service-account-dir", sa.string()});
+  host_->SetDaemonEnv({{"KUBERNETES_SERVICE_HOST", "127.0.0.1"},
+                       {"KUBERNETES_SERVICE_PORT", std::to_string(kube_->port())}});
+  host_->Start();
+  WaitForCr(Cond("Idle"), "created with the service account's token");
+  EXPECT_NE(host_->DaemonLog().find("in-cluster service account (" + sa.string() + ")"),
+            std::string::npos);
+  ExpectNoTokenIn(host_->DaemonLog(), "the daemon log");
+}
+
 TEST_F(KubeModeTest, TheManifestsApplyWithKubectlAndTheAgentUsesTheirCrd) {
   // A server that knows no ImageBasedUpgrade until the CRD from lcactl manifests is applied.
   kube_.reset();
