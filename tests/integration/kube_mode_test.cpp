@@ -247,6 +247,26 @@ TEST_F(KubeModeTest, AnInvalidTransitionOnTheClusterGetsInvalidTransition) {
       << ::testing::PrintToString(Events());
 }
 
+TEST_F(KubeModeTest, AChangeTheNodeRefusesIsPutBackOnTheCr) {
+  host_->Start();
+  WaitForCr(Cond("Idle"), "created");
+  KubectlPatch(PrepPatch());
+  KubectlWait("PrepCompleted");
+  // Prep is done, not Idle: the seed may not change (the CRD's CEL rule on a real server; the
+  // stand-in evaluates no CEL, so the node's admission is what refuses it).
+  KubectlPatch({{"spec", {{"seedImageRef", {{"image", "quay.io/other/seed:4.15.2"}}}}}});
+  const std::string image = test::SeedBedSuite::bed->image;
+  WaitForCr([&](const Json& c) { return c["spec"]["seedImageRef"]["image"] == image; },
+            "the node's seedImageRef back on the CR");
+  EXPECT_EQ(host_->Object()["spec"]["seedImageRef"]["image"], image);
+  bool refused = false;
+  for (const auto& e : Events()) {
+    refused = refused || e.rfind("ChangeRefused: spec.seedImageRef: can only be changed", 0) == 0;
+  }
+  EXPECT_TRUE(refused) << ::testing::PrintToString(Events());
+  EXPECT_NE(host_->DaemonLog().find("was refused, putting the node's back"), std::string::npos);
+}
+
 TEST_F(KubeModeTest, ARevokedTokenMidStageIsReportedAndTheNodeGoesOn) {
   // A pre-pivot hook holds Upgrade until the test has revoked the agent's token.
   const fs::path gate = tmp_ / "gate";
