@@ -365,11 +365,10 @@ TEST_F(KubeModeTest, TheManifestsApplyWithKubectlAndTheAgentUsesTheirCrd) {
   // A server that knows no ImageBasedUpgrade until the CRD from lcactl manifests is applied.
   kube_.reset();
   const fs::path res = fs::path(LCA_TEST_SOURCE_DIR) / "tests/support/kube_apiserver/resources";
-  kube_ = std::make_unique<KubeStandin>(test::KubeStandinOptions{
-      .extra_resources = {res / "core.json", fs::path(LCA_TEST_SOURCE_DIR) /
-                                                 "tests/fixtures/kube/rbac-resources.json"},
-      .default_resources = false,
-      .bookmark_interval_seconds = 1});
+  kube_ =
+      std::make_unique<KubeStandin>(test::KubeStandinOptions{.extra_resources = {res / "core.json"},
+                                                             .default_resources = false,
+                                                             .bookmark_interval_seconds = 1});
   agent_token_ = kube_->AddToken("agent");
   WriteFileAtomic(tmp_ / "agent-token", agent_token_ + "\n", 0600);
   WriteFileAtomic(tmp_ / "agent-kubeconfig",
