@@ -8,6 +8,7 @@
 #   usr/share/bash-completion/completions/lcactl
 #   usr/share/zsh/site-functions/_lcactl
 #   usr/share/man/man1/lcactl.1, usr/share/man/man8/lifecycle-agent.8
+#   usr/share/lca/manifests/{00-crd,10-rbac}.yaml  (the CRD and RBAC; also `lcactl manifests`)
 #   etc/lca/lifecycle-agent.yaml               (the binaries' default config path)
 #   var/lib/lca/                               (0700)
 #
@@ -39,6 +40,8 @@ install(DIRECTORY DESTINATION ${LCA_STATE_INSTALL_DIR}
         DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE)
 
 install(PROGRAMS scripts/upgrade-recovery.sh DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/lca)
+
+install(FILES ${LCA_MANIFEST_FILES} DESTINATION ${CMAKE_INSTALL_DATADIR}/lca/manifests)
 
 install(FILES docs/man/lcactl.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES docs/man/lifecycle-agent.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)

@@ -8,6 +8,7 @@
 #include "agent/cli/commands.hpp"
 #include "agent/cli/completion.hpp"
 #include "agent/cli/init_monitor_command.hpp"
+#include "agent/cli/manifests_command.hpp"
 #include "agent/cli/must_gather.hpp"
 #include "agent/cli/precache_commands.hpp"
 #include "agent/cli/recovery_commands.hpp"
@@ -35,7 +36,7 @@ struct Lcactl::State {
   std::vector<CLI::Option*> mg_paths;  // given on the command line: the daemon's answer is not used
   stateroot::SeedCreateOptions seed_opts;
   std::string containers_list, authfile, registries_conf, policy, shell;
-  std::function<int()> run_init_monitor, run_precache;
+  std::function<int()> run_init_monitor, run_precache, run_manifests;
   std::unique_ptr<RecoveryCommands> recovery;
 };
 
@@ -222,6 +223,7 @@ Lcactl::Lcactl() : s_(std::make_unique<State>()) {
   AddGatherCommand(*s_);
   AddSeedCommand(*s_);
   s_->run_init_monitor = AddInitMonitorCommand(app);
+  s_->run_manifests = AddManifestsCommand(app);
   s_->run_precache = AddPrecacheCommands(app);
   s_->recovery = AddRecoveryCommands(app);
   AddNamespaceEverywhere(app, s_->ns);
@@ -251,6 +253,7 @@ int Lcactl::Run(std::ostream& out, std::ostream& err) {
   if (const int rc = s.run_precache(); rc >= 0) return rc;
   if (s.recovery->Selected()) return s.recovery->Run();
   if (const int rc = s.run_init_monitor(); rc >= 0) return rc;
+  if (const int rc = s.run_manifests(); rc >= 0) return rc;
   if (*s.seed_create) return RunSeedCreate(s, out, err);
   if (*s.completion) {
     out << (s.shell == "zsh" ? ZshCompletion(s.app) : BashCompletion(s.app));

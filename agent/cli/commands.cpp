@@ -498,7 +498,7 @@ int Status(const Global& g, const std::string& output, std::ostream& out, std::o
       PrintObject(j, output, out);
       return 0;
     }
-    out << RenderHuman(Decode(j), Now());
+    out << RenderHuman(Decode(j), Now(), metrics::ClusterFromSamples(FetchSamples(g)));
     return 0;
   });
 }

@@ -61,6 +61,10 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
       cfg.containers_storage_driver = str();
     } else if (key == "metricsAddress") {
       cfg.metrics_address = str();
+    } else if (key == "kubeconfig") {
+      cfg.kubeconfig = str();
+    } else if (key == "serviceAccountDir") {
+      cfg.service_account_dir = str();
     } else if (key == "releaseRegistry") {
       cfg.release_registry = str();
     } else if (key == "precacheConcurrency" || key == "precacheTimeoutSeconds") {
@@ -116,7 +120,7 @@ DaemonConfig LoadConfigFile(const std::filesystem::path& file, DaemonConfig cfg)
               "precacheConcurrency, precacheTimeoutSeconds, precacheBestEffort, "
               "precacheDisabled, releaseRegistry, hooksDir, hookTimeoutSeconds, rebootCommand, "
               "systemctlCommand, recoveryBackup, recoveryConfig, metricsAddress, hasProxy, "
-              "selinuxfs, maxStepAttempts)");
+              "selinuxfs, maxStepAttempts, kubeconfig, serviceAccountDir)");
     }
   }
   return cfg;

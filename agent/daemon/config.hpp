@@ -68,6 +68,11 @@ struct DaemonConfig {
   // A journaled host step started this many times without finishing (the daemon died during
   // it each time) fails its stage instead of being started again (common/step_runner.hpp).
   int max_step_attempts = 3;
+  // Kubernetes mode (docs/kubernetes.md): the CR on the API server this kubeconfig's current
+  // context names is mirrored into the node-local object. Empty: in-cluster credentials from
+  // service_account_dir when KUBERNETES_SERVICE_HOST is set (a pod), else no cluster.
+  std::filesystem::path kubeconfig;
+  std::filesystem::path service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
 };
 
 inline constexpr const char* kDefaultConfigFile = "/etc/lca/lifecycle-agent.yaml";

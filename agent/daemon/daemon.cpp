@@ -15,8 +15,10 @@
 #include "agent/controller/handlers/stateroot_cleanup.hpp"
 #include "agent/controller/handlers/upgrade_handler.hpp"
 #include "agent/controller/reconciler.hpp"
+#include "agent/daemon/kube_mode.hpp"
 #include "agent/metrics/collector.hpp"
 #include "agent/metrics/tcp_listener.hpp"
+#include "agent/pivot/reboot.hpp"
 #include "agent/server/api_routes.hpp"
 #include "agent/server/unix_http_server.hpp"
 #include "agent/store/object_store.hpp"
@@ -212,6 +214,13 @@ int RunDaemon(const DaemonConfig& cfg) {
   auto render_metrics = [&store, &metrics_recorder] {
     return metrics_recorder.Render(store.Get(), Now());
   };
+  // Kubernetes mode: before any stage runs, so the Reboot event is announced.
+  auto cluster_sync = MakeClusterSync(cfg, store);
+  if (cluster_sync) {
+    metrics_recorder.SetClusterSource([&cluster_sync] { return cluster_sync->Connection(); });
+    pivot::SetRebootAnnouncer(
+        [&cluster_sync](const std::string& why) { cluster_sync->AnnounceReboot(why); });
+  }
   ApiOptions api_opts;
   api_opts.agent_version = LCA_VERSION;
   api_opts.metrics = render_metrics;
@@ -231,6 +240,7 @@ int RunDaemon(const DaemonConfig& cfg) {
   server.Start();
   if (metrics_listener) metrics_listener->Start();
   reconciler.Start();
+  if (cluster_sync) cluster_sync->Start();
 
   // systemd's Status= line follows the object.
   std::atomic<bool> stop_status{false};
@@ -261,6 +271,10 @@ int RunDaemon(const DaemonConfig& cfg) {
   server.Stop();     // no new requests
   if (metrics_listener) metrics_listener->Stop();
   reconciler.Stop();  // a running handler stops at its next safe point
+  if (cluster_sync) {
+    pivot::SetRebootAnnouncer(nullptr);  // no handler runs any more
+    cluster_sync->Stop();
+  }
   stop_status = true;
   status_thread.join();
   spdlog::info("stopped");

@@ -75,6 +75,14 @@ int main(int argc, char** argv) {
   std::string metrics_address;
   app.add_option("--metrics-address", metrics_address,
                  "serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9101; default off)");
+  std::string kubeconfig, service_account_dir;
+  app.add_option("--kubeconfig", kubeconfig,
+                 "Kubernetes mode: mirror the ImageBasedUpgrade CR on the API server this "
+                 "kubeconfig's current context names (default: in-cluster credentials in a pod, "
+                 "else off)");
+  app.add_option("--service-account-dir", service_account_dir,
+                 "in-cluster credentials (token, ca.crt) (default "
+                 "/var/run/secrets/kubernetes.io/serviceaccount)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -107,6 +115,8 @@ int main(int argc, char** argv) {
     cfg.precache_best_effort = cfg.precache_best_effort || precache_best_effort;
     cfg.precache_disabled = cfg.precache_disabled || precache_disabled;
     if (!metrics_address.empty()) cfg.metrics_address = metrics_address;
+    if (!kubeconfig.empty()) cfg.kubeconfig = kubeconfig;
+    if (!service_account_dir.empty()) cfg.service_account_dir = service_account_dir;
     if (max_step_attempts > 0) cfg.max_step_attempts = max_step_attempts;
     lca::SetupLogging("lifecycle-agent", cfg.log_level, lca::ParseLogTarget(cfg.log_format));
     return lca::RunDaemon(cfg);

@@ -22,6 +22,24 @@ int64_t Unix(TimePoint t) { return t.time_since_epoch().count(); }
 
 bool StartsWith(const std::string& s, std::string_view prefix) { return s.rfind(prefix, 0) == 0; }
 
+void RenderCluster(ExpositionWriter& w, const ClusterConnection& c) {
+  w.Family("lca_kube_connected", "gauge",
+           "1 while the last call to the Kubernetes API server succeeded (Kubernetes mode).");
+  w.Sample({{"server", c.server}}, c.connected ? 1 : 0);
+  w.Family("lca_kube_last_sync_timestamp_seconds", "gauge",
+           "Unix time the cluster's ImageBasedUpgrade and the node's last agreed (0: never).");
+  w.Sample({}, static_cast<double>(c.last_sync));
+  w.Family("lca_kube_errors_total", "counter",
+           "Failed calls to the Kubernetes API server by reason (Unauthorized, Forbidden, "
+           "Unreachable, Conflict, ...).");
+  for (const auto& [reason, n] : c.errors) w.Sample({{"reason", reason}}, static_cast<double>(n));
+  if (!c.last_error_reason.empty()) {
+    w.Family("lca_kube_last_error_timestamp_seconds", "gauge",
+             "Unix time of the newest failed call to the API server; the label says why.");
+    w.Sample({{"reason", c.last_error_reason}}, static_cast<double>(c.last_error));
+  }
+}
+
 }  // namespace
 
 std::optional<RollbackSeen> RollbackInObject(const api::ImageBasedUpgrade& ibu) {
@@ -151,7 +169,32 @@ std::string RenderMetrics(const MetricsInput& in) {
            "Unix time of the newest failure (a Failed, AbortFailed or FinalizeFailed condition); "
            "0 when none was seen.");
   w.Sample({}, static_cast<double>(std::max(in.counters.last_error, LastErrorInObject(ibu))));
+  if (in.cluster) RenderCluster(w, *in.cluster);
   return w.Text();
+}
+
+std::optional<ClusterConnection> ClusterFromSamples(const std::vector<ParsedSample>& samples) {
+  std::optional<ClusterConnection> c;
+  for (const auto& s : samples) {
+    if (!StartsWith(s.name, "lca_kube_")) continue;
+    if (!c) c = ClusterConnection{};
+    auto label = [&](const char* key) {
+      auto it = s.labels.find(key);
+      return it == s.labels.end() ? std::string() : it->second;
+    };
+    if (s.name == "lca_kube_connected") {
+      c->connected = s.value == 1;
+      c->server = label("server");
+    } else if (s.name == "lca_kube_last_sync_timestamp_seconds") {
+      c->last_sync = static_cast<int64_t>(s.value);
+    } else if (s.name == "lca_kube_errors_total") {
+      c->errors[label("reason")] = static_cast<uint64_t>(s.value);
+    } else if (s.name == "lca_kube_last_error_timestamp_seconds") {
+      c->last_error = static_cast<int64_t>(s.value);
+      c->last_error_reason = label("reason");
+    }
+  }
+  return c;
 }
 
 MetricsRecorder::MetricsRecorder(std::filesystem::path state_dir)
@@ -207,6 +250,14 @@ std::string MetricsRecorder::Render(const api::ImageBasedUpgrade& ibu, TimePoint
   in.now = now;
   in.progress = Progress();
   in.counters = Snapshot();
+  {
+    std::function<ClusterConnection()> source;
+    {
+      std::lock_guard lock(mu_);
+      source = cluster_source_;
+    }
+    if (source) in.cluster = source();
+  }
   if (!state_dir_.empty()) {
     try {
       in.precache = precache::ReadStatusFile(state_dir_ / state_layout::kWorkspace /
@@ -237,6 +288,15 @@ void MetricsRecorder::Save() const {
   } catch (const std::exception& e) {
     spdlog::warn("metrics: saving counters: {}", e.what());
   }
+}
+
+}  // namespace lca::metrics
+
+namespace lca::metrics {
+
+void MetricsRecorder::SetClusterSource(std::function<ClusterConnection()> source) {
+  std::lock_guard lock(mu_);
+  cluster_source_ = std::move(source);
 }
 
 }  // namespace lca::metrics

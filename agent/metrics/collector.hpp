@@ -11,8 +11,10 @@
 //   lca_phase_duration_seconds{stage,phase}            likewise per phase
 //   lca_rollbacks_total{cause}                         init-monitor | post-pivot | manual
 //   lca_last_error_timestamp_seconds                   the newest failure condition (0: none)
+//   lca_kube_*                                         Kubernetes mode only (cluster.hpp)
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "agent/api/ibu.hpp"
+#include "agent/metrics/cluster.hpp"
 #include "agent/metrics/progress.hpp"
 #include "precache/progress.hpp"
 
@@ -55,6 +58,7 @@ struct MetricsInput {
   Counters counters;
   // The journaled host step running now ("prep.stateroot.import"), "" when none.
   std::string step;
+  std::optional<ClusterConnection> cluster;  // Kubernetes mode only
 };
 
 // The exposition text: pure, so it is tested line by line.
@@ -71,6 +75,8 @@ class MetricsRecorder {
   // Observe(object) then RenderMetrics with the live progress, the pre-cache status file and
   // the step the step journal (<state dir>/journal.json) has started and not finished.
   std::string Render(const api::ImageBasedUpgrade& ibu, TimePoint now);
+  // Kubernetes mode: where Render gets the connection from. Set before serving.
+  void SetClusterSource(std::function<ClusterConnection()> source);
 
  private:
   void Save() const;
@@ -78,6 +84,7 @@ class MetricsRecorder {
   std::filesystem::path state_dir_;
   mutable std::mutex mu_;
   Counters counters_;
+  std::function<ClusterConnection()> cluster_source_;
 };
 
 }  // namespace lca::metrics

@@ -7,6 +7,16 @@
 #include "common/logging.hpp"
 
 namespace lca::pivot {
+namespace {
+std::function<void(const std::string&)>& Announcer() {
+  static std::function<void(const std::string&)> announcer;
+  return announcer;
+}
+}  // namespace
+
+void SetRebootAnnouncer(std::function<void(const std::string& rationale)> announcer) {
+  Announcer() = std::move(announcer);
+}
 
 std::vector<std::string> DefaultRebootCommand() {
   return {"systemd-run",
@@ -34,6 +44,7 @@ void RequestReboot(ProcessRunner& runner, const std::vector<std::string>& comman
   spec.timeout = std::chrono::minutes(2);
   LogEvent(spdlog::level::warn, message_id::kRebootRequest, {{"LCA_REBOOT_RATIONALE", rationale}},
            fmt::format("requesting a reboot ({}): {}", rationale, fmt::join(spec.argv, " ")));
+  if (Announcer()) Announcer()(rationale);
   const auto r = runner.Run(spec);
   if (!r.ok()) {
     throw Error(Errc::kProcess, "reboot (" + rationale + "): " + spec.argv[0] + " " + r.Describe() +

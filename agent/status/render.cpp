@@ -69,7 +69,22 @@ std::string RenderTable(const api::ImageBasedUpgrade& ibu, TimePoint now, bool w
   return FormatColumns(rows);
 }
 
-std::string RenderHuman(const api::ImageBasedUpgrade& ibu, TimePoint now) {
+std::string ClusterLine(const metrics::ClusterConnection& c, TimePoint now) {
+  auto ago = [&](int64_t unix) {
+    return FormatAge(now - TimePoint(std::chrono::seconds(unix))) + " ago";
+  };
+  std::string line = (c.connected ? "connected to " : "not connected to ") + c.server;
+  if (!c.connected && !c.last_error_reason.empty()) {
+    uint64_t errors = 0;
+    for (const auto& [reason, n] : c.errors) errors += n;
+    line += ": " + c.last_error_reason + " " + ago(c.last_error) + " (" + std::to_string(errors) +
+            (errors == 1 ? " error)" : " errors)");
+  }
+  return line + ", last sync " + (c.last_sync > 0 ? ago(c.last_sync) : "never");
+}
+
+std::string RenderHuman(const api::ImageBasedUpgrade& ibu, TimePoint now,
+                        const std::optional<metrics::ClusterConnection>& cluster) {
   std::ostringstream os;
   const api::Condition* last = LastCondition(ibu);
   const auto& seed = ibu.spec.seed_image_ref;
@@ -104,6 +119,7 @@ std::string RenderHuman(const api::ImageBasedUpgrade& ibu, TimePoint now) {
     head.push_back(
         {"Rollback available until:", FormatTime(*ibu.status->rollback_availability_expiration)});
   }
+  if (cluster) head.push_back({"Cluster:", ClusterLine(*cluster, now)});
   os << FormatColumns(head);
 
   if (ibu.status && !ibu.status->conditions.empty()) {

@@ -15,6 +15,8 @@ usr/share/bash-completion/completions/lcactl	file	0644
 usr/share/zsh/site-functions/_lcactl	file	0644
 usr/share/man/man1/lcactl.1	man	-
 usr/share/man/man8/lifecycle-agent.8	man	-
+usr/share/lca/manifests/00-crd.yaml	file	0644
+usr/share/lca/manifests/10-rbac.yaml	file	0644
 etc/lca/lifecycle-agent.yaml	file	0644
 var/lib/lca	dir	0700
 EOF
@@ -71,6 +73,18 @@ check_tree() {
   if ! grep -q 'exec /usr/bin/lcactl init-monitor --monitor' "$root/usr/lib/systemd/system/lca-init-monitor.service" 2>/dev/null; then
     echo "lca-init-monitor.service does not start /usr/bin/lcactl init-monitor --monitor"
     bad=1
+  fi
+  # The manifests lcactl prints are the installed ones, "---" between files.
+  if [ -x "$root/usr/bin/lcactl" ] && [ -d "$root/usr/share/lca/manifests" ]; then
+    local joined="" f
+    for f in "$root"/usr/share/lca/manifests/*.yaml; do
+      [ -z "$joined" ] || joined+=$'---\n'
+      joined+=$(cat "$f")$'\n'
+    done
+    if [ "$("$root/usr/bin/lcactl" manifests)" != "${joined%$'\n'}" ]; then
+      echo "lcactl manifests differs from /usr/share/lca/manifests/*.yaml"
+      bad=1
+    fi
   fi
   return $bad
 }

@@ -225,6 +225,14 @@ class AgentHost {
     daemon_.reset();
   }
 
+  // SIGKILL: the daemon gets no chance to finish anything.
+  void Kill() {
+    if (!daemon_) return;
+    daemon_->Signal(SIGKILL);
+    daemon_->Wait(std::chrono::seconds(10));
+    daemon_.reset();
+  }
+
   // Stops the daemon and boots the default entry.
   void Reboot() {
     Stop();
