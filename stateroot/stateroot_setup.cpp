@@ -312,7 +312,8 @@ void StaterootSetup::WriteRollbackConfig(const Json& config) {
   const UniqueFd root = beneath::OpenRoot(stateroot_dir());
   WithContext("writing the rollback config into " + stateroot_dir().string(), [&] {
     const UniqueFd dir = beneath::MakeDirs(root.get(), "var/lib/lca", 0700);
-    beneath::WriteFileAtomicAt(dir.get(), state_layout::kAutoRollbackConfig, ToPrettyJson(config), 0600);
+    beneath::WriteFileAtomicAt(dir.get(), state_layout::kAutoRollbackConfig, ToPrettyJson(config),
+                               0600);
   });
 }
 

@@ -168,6 +168,9 @@ int RunDaemon(const DaemonConfig& cfg) {
     spdlog::info("systemd watchdog every {}ms", watchdog_usec / 1000);
   }
   deps.max_step_attempts = cfg.max_step_attempts;
+  // Kubernetes mode: before any stage runs, so the Reboot event is announced and Prep reads
+  // the running release from ClusterVersion.
+  auto cluster_sync = MakeClusterSync(cfg, store);
   PrepOptions prep;
   if (!cfg.running_version.empty()) prep.running_version = cfg.running_version;
   if (!cfg.registries_conf.empty()) prep.registries_conf = cfg.registries_conf;
@@ -177,6 +180,9 @@ int RunDaemon(const DaemonConfig& cfg) {
   prep.node.release_registry = cfg.release_registry;
   prep.node.selinuxfs = cfg.selinuxfs;
   prep.node.require_shared_storage = !cfg.precache_disabled;
+  if (cluster_sync) {
+    prep.node.cluster_version = [sync = cluster_sync.get()] { return sync->ClusterVersion(); };
+  }
   PrecacheOptions& pc = prep.precache;
   pc.podman.root = cfg.containers_root;
   pc.podman.runroot = cfg.containers_runroot;
@@ -214,8 +220,6 @@ int RunDaemon(const DaemonConfig& cfg) {
   auto render_metrics = [&store, &metrics_recorder] {
     return metrics_recorder.Render(store.Get(), Now());
   };
-  // Kubernetes mode: before any stage runs, so the Reboot event is announced.
-  auto cluster_sync = MakeClusterSync(cfg, store);
   if (cluster_sync) {
     metrics_recorder.SetClusterSource([&cluster_sync] { return cluster_sync->Connection(); });
     pivot::SetRebootAnnouncer(

@@ -433,4 +433,22 @@ void ClusterSync::AnnounceReboot(const std::string& rationale) {
   }
 }
 
+std::optional<std::string> ClusterSync::ClusterVersion() {
+  constexpr const char* kPath = "/apis/config.openshift.io/v1/clusterversions/version";
+  try {
+    const Json cv = client_->Get(kPath);
+    const Json* v = &cv;
+    for (const char* key : {"status", "desired", "version"}) {
+      if (!v->is_object() || !v->contains(key)) return std::nullopt;
+      v = &(*v)[key];
+    }
+    if (!v->is_string() || v->get<std::string>().empty()) return std::nullopt;
+    return v->get<std::string>();
+  } catch (const ApiError& e) {
+    if (e.http_status() == 404) return std::nullopt;
+    throw Error(e.code(),
+                "reading ClusterVersion 'version' from " + opts_.server + ": " + e.what());
+  }
+}
+
 }  // namespace lca::kube

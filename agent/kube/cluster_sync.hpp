@@ -60,6 +60,12 @@ class ClusterSync {
   // requested when the API server is reachable; best effort.
   void AnnounceReboot(const std::string& rationale);
 
+  // The cluster's running release for Prep (stateroot::ClusterVersionProvider): ClusterVersion
+  // `version`'s .status.desired.version, nullopt when the API server has no such object (not an
+  // OpenShift cluster). Throws lca::Error naming the server when it cannot be read: a Prep on a
+  // cluster must not compare against a guessed version.
+  std::optional<std::string> ClusterVersion();
+
  private:
   void WatchLoop();
   void PushLoop();

@@ -190,6 +190,33 @@ TEST_F(KubeModeTest, KubectlPatchPrepsTheNodeAndKubectlWaitSucceeds) {
   ExpectNoTokenIn(members.out, "the must-gather");
 }
 
+// Issue 18's order of sources: on a cluster the running release is ClusterVersion's, not the
+// booted commit's build id. A cluster already past the seed's release refuses the Prep with the
+// reference's message, naming the cluster's version.
+TEST_F(KubeModeTest, PrepComparesTheSeedWithTheClusterVersion) {
+  const fs::path cv = tmp_ / "clusterversion.yaml";
+  WriteFileAtomic(cv,
+                  "apiVersion: config.openshift.io/v1\nkind: ClusterVersion\n"
+                  "metadata: {name: version}\nspec: {clusterID: 0a1b}\n",
+                  0600);
+  ASSERT_EQ(Kubectl({"create", "-f", cv.string()}).code, 0);
+  const auto st = Kubectl({"patch", "clusterversion", "version", "--subresource=status",
+                           "--type=merge", "-p", R"({"status":{"desired":{"version":"4.16.3"}}})"});
+  ASSERT_EQ(st.code, 0) << st.out << st.err;
+  host_->Start();
+  WaitForCr(Cond("Idle"), "created with Idle=True");
+  KubectlPatch(PrepPatch());
+  const Json cr = WaitForCr(Cond("PrepCompleted", "False"), "Prep failed");
+  std::string message;
+  for (const auto& c : cr["status"].value("conditions", Json::array())) {
+    if (c.value("type", "") == "PrepInProgress") message = c.value("message", "");
+  }
+  EXPECT_NE(message.find("seed OCP version (4.15.2) must be higher than current OCP version "
+                         "(4.16.3)"),
+            std::string::npos)
+      << message;
+}
+
 TEST_F(KubeModeTest, UpgradeWithTheApiServerDownAcrossTheRebootCatchesUp) {
   host_->Start();
   WaitForCr(Cond("Idle"), "created");

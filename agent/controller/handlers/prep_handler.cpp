@@ -78,12 +78,15 @@ void ValidateSpec(PrepRun& p) {
     if (seed.image.empty()) throw Error(Errc::kInvalid, "spec.seedImageRef.image is required");
     if (seed.version.empty()) throw Error(Errc::kInvalid, "spec.seedImageRef.version is required");
     const auto& booted = p.host.RequireBooted();
-    p.node = pivot::NodeView{p.ctx.paths.sysroot,        booted,
-                             p.host.Cmdline(),           p.host.proc_cmdline(),
-                             p.ctx.paths.containers_root, p.ctx.paths.config_dir};
-    sr::CheckSeedIsNewer(seed.version,
-                         pivot::NodeRunningVersion(p.opts.node, p.node, p.opts.running_version,
-                                                   p.host.sysroot().CommitVersion(booted.checksum)));
+    p.node = pivot::NodeView{p.ctx.paths.sysroot,
+                             booted,
+                             p.host.Cmdline(),
+                             p.host.proc_cmdline(),
+                             p.ctx.paths.containers_root,
+                             p.ctx.paths.config_dir};
+    sr::CheckSeedIsNewer(
+        seed.version, pivot::NodeRunningVersion(p.opts.node, p.node, p.opts.running_version,
+                                                p.host.sysroot().CommitVersion(booted.checksum)));
     pivot::RefuseOadpContent(p.ibu);
     ValidateExtraManifestsForPrep(p.ctx, p.ibu);
   } catch (const std::exception& e) {

@@ -9,10 +9,10 @@
 
 #include "agent/controller/handlers/prep_options.hpp"
 #include "agent/controller/stage_handler.hpp"
+#include "agent/pivot/node_checks.hpp"
 #include "common/error.hpp"
 #include "common/step_runner.hpp"
 #include "stateroot/ostree_sysroot.hpp"
-#include "agent/pivot/node_checks.hpp"
 #include "stateroot/seed_format.hpp"
 #include "stateroot/stateroot_setup.hpp"
 
