@@ -16,8 +16,8 @@
 #include "common/error.hpp"
 #include "common/state_layout.hpp"
 #include "common/unique_fd.hpp"
-#include "stateroot/archive.hpp"
-#include "stateroot/oci_layout.hpp"
+#include "formats/archive.hpp"
+#include "formats/oci_layout.hpp"
 #include "stateroot/seed_format.hpp"
 
 namespace lca::stateroot {
@@ -312,7 +312,8 @@ void StaterootSetup::WriteRollbackConfig(const Json& config) {
   const UniqueFd root = beneath::OpenRoot(stateroot_dir());
   WithContext("writing the rollback config into " + stateroot_dir().string(), [&] {
     const UniqueFd dir = beneath::MakeDirs(root.get(), "var/lib/lca", 0700);
-    beneath::WriteFileAtomicAt(dir.get(), state_layout::kAutoRollbackConfig, ToPrettyJson(config), 0600);
+    beneath::WriteFileAtomicAt(dir.get(), state_layout::kAutoRollbackConfig, ToPrettyJson(config),
+                               0600);
   });
 }
 
