@@ -13,6 +13,6 @@ find_package(tomlplusplus 3.3 REQUIRED)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 pkg_check_modules(OSTREE REQUIRED IMPORTED_TARGET ostree-1)
 pkg_check_modules(LIBARCHIVE REQUIRED IMPORTED_TARGET libarchive)
-# gzip inflate for seed tarballs, ~4x zlib (stateroot/archive.cpp).
+# gzip inflate for seed tarballs, ~4x zlib (formats/archive.cpp).
 pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
 find_package(OpenSSL REQUIRED)   # sha256 of seed blobs

@@ -10,7 +10,7 @@
 #include "common/base64.hpp"
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
-#include "stateroot/oci_layout.hpp"
+#include "formats/oci_layout.hpp"
 
 namespace lca::precache {
 namespace fs = std::filesystem;

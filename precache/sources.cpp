@@ -7,8 +7,8 @@
 #include <set>
 
 #include "common/error.hpp"
-#include "stateroot/archive.hpp"
-#include "stateroot/oci_layout.hpp"
+#include "formats/archive.hpp"
+#include "formats/oci_layout.hpp"
 
 namespace lca::precache {
 namespace fs = std::filesystem;

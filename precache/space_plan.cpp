@@ -15,9 +15,9 @@
 #include "common/bytes.hpp"
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
+#include "formats/oci_layout.hpp"
 #include "precache/registries_conf.hpp"
 #include "precache/registry_client.hpp"
-#include "stateroot/oci_layout.hpp"
 
 namespace lca::precache {
 namespace fs = std::filesystem;

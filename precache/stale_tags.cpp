@@ -7,8 +7,8 @@
 #include <memory>
 #include <thread>
 
+#include "formats/oci_layout.hpp"
 #include "precache/registry_client.hpp"
-#include "stateroot/oci_layout.hpp"
 
 namespace lca::precache {
 

@@ -2,8 +2,8 @@
 
 #include "common/atomic_file.hpp"
 #include "common/error.hpp"
+#include "formats/oci_layout.hpp"
 #include "recovery/layout.hpp"
-#include "stateroot/oci_layout.hpp"
 
 namespace lca::recovery {
 

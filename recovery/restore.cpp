@@ -13,11 +13,11 @@
 
 #include "common/atomic_file.hpp"
 #include "common/json_yaml.hpp"
+#include "formats/archive.hpp"
 #include "recovery/backup_manifest.hpp"
 #include "recovery/etcd.hpp"
 #include "recovery/layout.hpp"
 #include "recovery/tree_sync.hpp"
-#include "stateroot/archive.hpp"
 #include "stateroot/boot_cmdline.hpp"
 #include "stateroot/ostree_sysroot.hpp"
 

@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "common/error.hpp"
-#include "stateroot/oci_layout.hpp"
+#include "formats/oci_layout.hpp"
 
 namespace lca::recovery {
 namespace {

@@ -16,8 +16,8 @@
 #include "common/error.hpp"
 #include "common/state_layout.hpp"
 #include "common/unique_fd.hpp"
-#include "stateroot/archive.hpp"
-#include "stateroot/oci_layout.hpp"
+#include "formats/archive.hpp"
+#include "formats/oci_layout.hpp"
 #include "stateroot/seed_format.hpp"
 
 namespace lca::stateroot {

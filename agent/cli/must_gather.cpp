@@ -19,7 +19,7 @@
 #include "common/atomic_file.hpp"
 #include "common/error.hpp"
 #include "common/state_layout.hpp"
-#include "stateroot/archive.hpp"
+#include "formats/archive.hpp"
 
 namespace lca::cli {
 namespace fs = std::filesystem;

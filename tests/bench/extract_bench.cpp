@@ -13,7 +13,7 @@
 #include <string>
 
 #include "common/process.hpp"
-#include "stateroot/archive.hpp"
+#include "formats/archive.hpp"
 
 namespace fs = std::filesystem;
 using namespace lca;

@@ -20,7 +20,7 @@
 
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
-#include "stateroot/oci_layout.hpp"
+#include "formats/oci_layout.hpp"
 
 namespace lca::test {
 

@@ -1,10 +1,10 @@
-// Tests for stateroot/archive: hostile archives are refused before anything lands outside the
+// Tests for formats/archive: hostile archives are refused before anything lands outside the
 // destination, good ones keep their metadata, a tar.gz inside a layer is extracted in the same
 // pass, and TarWriter's output reads back (with our reader and with GNU tar).
 //
 // Test archives are built here with libarchive's writer directly, never with TarWriter, so a
 // writer bug cannot hide a reader bug.
-#include "stateroot/archive.hpp"
+#include "formats/archive.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>

@@ -1,6 +1,6 @@
-// Tests for stateroot/oci_layout: layouts made by umoci read back, layouts we write are read by
+// Tests for formats/oci_layout: layouts made by umoci read back, layouts we write are read by
 // skopeo, corrupted blobs and path-like digests are refused.
-#include "stateroot/oci_layout.hpp"
+#include "formats/oci_layout.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -18,7 +18,7 @@
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
 #include "common/process.hpp"
-#include "stateroot/archive.hpp"
+#include "formats/archive.hpp"
 
 namespace lca::stateroot {
 namespace {

@@ -5,12 +5,12 @@
 
 #include "common/error.hpp"
 #include "common/json_yaml.hpp"
+#include "formats/oci_layout.hpp"
 #include "precache/image_list.hpp"
 #include "precache/job.hpp"
 #include "precache/mirrors.hpp"
 #include "precache/sources.hpp"
 #include "precache/space_plan.hpp"
-#include "stateroot/oci_layout.hpp"
 
 namespace lca::precache {
 namespace {

@@ -15,8 +15,8 @@
 
 #include "common/atomic_file.hpp"
 #include "common/error.hpp"
+#include "formats/oci_layout.hpp"
 #include "precache/registries_conf.hpp"
-#include "stateroot/oci_layout.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace lca::precache {

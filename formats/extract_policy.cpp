@@ -1,4 +1,4 @@
-#include "stateroot/extract_policy.hpp"
+#include "formats/extract_policy.hpp"
 
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -6,8 +6,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/bytes.hpp"
 #include "common/error.hpp"
-#include "stateroot/stateroot_setup.hpp"
 
 namespace lca::stateroot {
 namespace {
@@ -55,9 +55,9 @@ void ThrowWriteFailure(const std::string& label, std::string_view doing, const s
     struct statvfs st {};
     std::string free = "unknown";
     if (fd >= 0 && ::fstatvfs(fd, &st) == 0) {
-      free = HumanBytes(static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize);
+      free = FormatBytes(static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize);
     }
-    message += " (the entry needs " + HumanBytes(entry_size) + ", " + HumanBytes(unwritten) +
+    message += " (the entry needs " + FormatBytes(entry_size) + ", " + FormatBytes(unwritten) +
                " of it still unwritten; " + free + " free on the filesystem of " + MountOf(fd) +
                "): free space there, then abort and retry";
   }

@@ -1,4 +1,4 @@
-#include "stateroot/oci_layout.hpp"
+#include "formats/oci_layout.hpp"
 
 #include <archive.h>
 #include <fcntl.h>

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "stateroot/archive.hpp"
+#include "formats/archive.hpp"
 
 namespace lca::stateroot {
 

@@ -1,4 +1,4 @@
-#include "stateroot/file_writer_pool.hpp"
+#include "formats/file_writer_pool.hpp"
 
 #include <fcntl.h>
 #include <sys/xattr.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "common/error.hpp"
-#include "stateroot/extract_policy.hpp"
+#include "formats/extract_policy.hpp"
 
 namespace lca::stateroot {
 

@@ -1,4 +1,4 @@
-#include "stateroot/archive.hpp"
+#include "formats/archive.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -29,8 +29,8 @@
 
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
-#include "stateroot/extract_policy.hpp"
-#include "stateroot/file_writer_pool.hpp"
+#include "formats/extract_policy.hpp"
+#include "formats/file_writer_pool.hpp"
 
 namespace lca::stateroot {
 namespace {
