@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's demo: builds lca, makes a throwaway ostree host "booted" at 4.14.1, a 4.15.2
 # seed pushed to a loopback registry with a password, runs lifecycle-agent on throwaway roots
-# and drives it with lcactl alone, printing `lcactl status` at each step. It never touches the
+# and drives it with lcactl, printing `lcactl status` at each step. It never touches the
 # machine's /sysroot, /var/lib/lca, /run/lca or /var/lib/containers, and cleans up after itself.
 #
 # Two runs: Prep -> Upgrade -> (simulated) reboot -> Idle, then an upgrade whose post-pivot hook
@@ -10,6 +10,9 @@
 # request; the demo stops the agent, boots the default boot entry's options line and starts the
 # agent again with that stateroot's var/lib/lca as its state dir (/var/lib/lca on a real host).
 # The seed's image list is not in the demo registry, so pre-caching is switched off here.
+# In run 1 the agent runs in Kubernetes mode (--kubeconfig) against the API server stand-in
+# (tests/support/kube_apiserver; no kube-apiserver here), and its Prep is driven by the real
+# kubectl as on a cluster (docs/kubernetes.md); the demo fails if the stand-in cannot start.
 #
 # The setup is quiet (a line per phase; the output of a failing phase is shown); every command
 # of the demo itself is printed, quoted so it can be pasted, above its own output.
@@ -48,8 +51,10 @@ stop_agent() {
   fi
   agent_pid=""
 }
+kube_pid=""
 cleanup() {
   stop_agent
+  if [ -n "$kube_pid" ]; then kill -TERM "$kube_pid" 2>/dev/null || true; wait "$kube_pid" || true; fi
   "$root/scripts/testbed/registry.sh" stop "$work/registry" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -66,6 +71,61 @@ run() {
   echo_command "$@"
   "$@"
 }
+# The real kubectl against the stand-in, its discovery cache under the demo's HOME.
+kubectl() { "$kubectl_bin" --kubeconfig "$work/kube/kubeconfig" --cache-dir "$HOME/.kube/cache" "$@"; }
+kshow() {
+  echo_command kubectl "$@"
+  kubectl "$@"
+}
+
+# The Kubernetes API server stand-in (tests/support/kube_apiserver, as the tests start it) on
+# 127.0.0.1 and a port the kernel picks: its own CA and server certificate (openssl), a token
+# for kubectl and one for the agent (a service account's, read from a file), two kubeconfigs.
+start_kube() {
+  local k=$work/kube port="" kc_tok kc_agent
+  kubectl_bin=$(type -P kubectl) || {
+    echo "demo: kubectl is missing (scripts/install-deps.sh installs kubernetes-client)" >&2
+    exit 1
+  }
+  mkdir -p "$k/data"
+  quietly "$k/openssl.log" openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -nodes -keyout "$k/ca.key" -out "$k/ca.crt" -days 1 -subj /CN=demo-kube-ca
+  quietly "$k/openssl.log" openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$k/server.key" -out "$k/server.csr" -subj /CN=kube-apiserver
+  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$k/server.ext"
+  quietly "$k/openssl.log" openssl x509 -req -in "$k/server.csr" -CA "$k/ca.crt" \
+    -CAkey "$k/ca.key" -CAcreateserial -out "$k/server.crt" -days 1 -extfile "$k/server.ext"
+  kc_tok=$(openssl rand -hex 16) kc_agent=$(openssl rand -hex 16)
+  (umask 077
+    printf '{"tokens":{"%s":{"user":"kube:admin"},"%s":{"user":"%s"}}}\n' "$kc_tok" "$kc_agent" \
+      system:serviceaccount:openshift-lifecycle-agent:lifecycle-agent >"$k/tokens.json"
+    printf '%s\n' "$kc_agent" >"$k/agent-token")
+  local res=$root/tests/support/kube_apiserver/resources
+  python3 "$root/tests/support/kube_apiserver" --port 0 --cert "$k/server.crt" \
+    --key "$k/server.key" --tokens "$k/tokens.json" --data-dir "$k/data" \
+    --ready-file "$k/ready" --resources "$res/core.json" --resources "$res/openshift.json" \
+    --resources "$res/lca.json" >"$k/server.log" 2>&1 &
+  kube_pid=$!
+  for _ in $(seq 300); do
+    port=$(cat "$k/ready" 2>/dev/null || true)
+    [ -n "$port" ] && break
+    kill -0 "$kube_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$port" ]; then
+    echo "demo: the Kubernetes API server stand-in did not start; its log:" >&2
+    tail -n 40 "$k/server.log" >&2
+    exit 1
+  fi
+  write_kubeconfig "$k/kubeconfig" "$port" "token: $kc_tok"
+  write_kubeconfig "$k/agent-kubeconfig" "$port" "tokenFile: agent-token"
+  echo "Kubernetes API server stand-in https://127.0.0.1:$port"
+}
+write_kubeconfig() {  # write_kubeconfig FILE PORT USER_LINE
+  (umask 077
+    printf 'apiVersion: v1\nkind: Config\nclusters:\n- name: sno\n  cluster:\n    server: %s\n    certificate-authority: ca.crt\nusers:\n- name: user\n  user:\n    %s\ncontexts:\n- name: sno\n  context: {cluster: sno, user: user}\ncurrent-context: sno\n' \
+      "https://127.0.0.1:$2" "$3" >"$1")
+}
 
 step "Test bed: a registry with a password and a seed host at 4.15.2"
 addr=$("$root/scripts/testbed/registry.sh" start "$work/registry" --htpasswd seed:demo-secret | tail -1)
@@ -76,6 +136,7 @@ rm "$seed_dep/etc/deprecated.conf"
 mkdir -p "$work/seedhost/sysroot/ostree/deploy/rhcos/var/lib/demo"
 echo "data from the seed's /var" >"$work/seedhost/sysroot/ostree/deploy/rhcos/var/lib/demo/hello"
 echo "registry $addr"
+start_kube
 
 step "Build the seed with lcactl seed create and push it"
 echo "(in the commands below, lcactl is $(shell_quote "$build/agent/cli/lcactl" --socket "$work/lca.sock"))"
@@ -85,7 +146,7 @@ show seed create --sysroot "$work/seedhost/sysroot" --version 4.15.2 \
   --karg rcupdate.rcu_normal_after_boot=0 --work-dir "$work" 2>>"$work/seed.log"
 
 # The host the agent runs on: $host (made by make-sysroot.sh), booted with $cmdline.
-host="" cmdline="" boots=0
+host="" cmdline="" boots=0 agent_kubeconfig=""
 start_agent() {
   local stateroot
   stateroot=$(sed -n 's/.*ostree=\([^ ]*\).*/\1/p' "$cmdline" | cut -d/ -f4)
@@ -95,7 +156,7 @@ start_agent() {
     --registries-conf "$work/registry/registries.conf" \
     --signature-policy "$work/registry/policy.json" --precache-disabled \
     --reboot-command "$work/bin/reboot" --systemctl-command "$work/bin/systemctl" \
-    2>>"$work/agent.log" &
+    ${agent_kubeconfig:+--kubeconfig "$agent_kubeconfig"} 2>>"$work/agent.log" &
   agent_pid=$!
   for _ in $(seq 100); do lcactl get ibu -o name >/dev/null 2>&1 && return; sleep 0.1; done
   echo "demo: lifecycle-agent did not start; see $work/agent.log" >&2
@@ -139,10 +200,13 @@ printf '#!/bin/sh\necho "reboot requested: $*" >&2\necho "$*" >>"%s"\n' "$work/r
 printf '#!/bin/sh\necho "$*" >>"%s"\n' "$work/systemctl.log" >"$work/bin/systemctl"
 chmod 0755 "$work/bin/reboot" "$work/bin/systemctl"
 
-step "Run 1: start lifecycle-agent on a host at 4.14.1"
+step "Run 1: start lifecycle-agent on a host at 4.14.1, mirrored to the API server stand-in"
 new_host host
+agent_kubeconfig=$work/kube/agent-kubeconfig
 hook post-pivot 10-hello 'echo "post-pivot hook: running in $LCA_BOOTED_STATEROOT"'
 start_agent
+# The agent creates the CR on the stand-in from the node's object once it has connected.
+for _ in $(seq 100); do kubectl get ibu upgrade >/dev/null 2>&1 && break; sleep 0.1; done
 show status
 
 step "Upgrade is not a valid next stage from Idle: the agent says so in status"
@@ -154,9 +218,12 @@ step "Bad input is refused and nothing is stored"
 show patch ibu upgrade --type=merge -p '{"spec":{"stage":"Deploy"}}' || true
 show patch ibu upgrade --type=merge -p '{"status":{"conditions":[]}}' || true
 
-step "Prep: the new stateroot from the seed"
-show patch ibu upgrade --type=merge -p "$(prep_patch "$addr" "" "")"
-show wait ibu --for=condition=PrepCompleted --timeout=5m
+step "Prep, driven from the cluster with kubectl: the new stateroot from the seed"
+echo "(in the commands below, kubectl is $(shell_quote "$kubectl_bin" --kubeconfig "$work/kube/kubeconfig" --cache-dir "$HOME/.kube/cache"))"
+kshow patch imagebasedupgrades.lca.openshift.io upgrade --type=merge -n openshift-lifecycle-agent \
+  -p "$(prep_patch "$addr" "" "")"
+kshow wait ibu/upgrade --for=condition=PrepCompleted --timeout=5m
+kshow get ibu
 show status
 echo
 echo "The host now (the booted deployment is still the default):"
@@ -183,6 +250,7 @@ stop_agent
 
 step "Run 2: a broken post-pivot hook, initMonitorTimeoutSeconds 5: the init monitor rolls back"
 new_host host2
+agent_kubeconfig=""  # run 2 is the node alone: lcactl over the local socket
 hook post-pivot 10-broken 'echo "post-pivot hook: the new release does not come up" >&2; exit 1'
 start_agent
 # post-reboot-config Disabled: the hook's failure does not roll back by itself; the init

@@ -23,6 +23,8 @@ addr=127.0.0.1:5000
 commands=(
   "lcactl patch ibu upgrade --type=merge -p $(shell_quote '{"spec":{"stage":"Upgrade"}}')"
   "lcactl patch ibu upgrade --type=merge -p $(shell_quote "$(prep_patch "$addr" "" "")")"
+  "kubectl patch imagebasedupgrades.lca.openshift.io upgrade --type=merge -n openshift-lifecycle-agent -p $(shell_quote "$(prep_patch "$addr" "" "")")"
+  "kubectl wait ibu/upgrade --for=condition=PrepCompleted --timeout=5m"
   "lcactl patch ibu upgrade --type=merge -p $(shell_quote "$(prep_patch "$addr" \
     ',"autoRollbackOnFailure":{"initMonitorTimeoutSeconds":5}' \
     ',"metadata":{"annotations":{"auto-rollback-on-failure.lca.openshift.io/post-reboot-config":"Disabled"}}')")"
