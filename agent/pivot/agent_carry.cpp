@@ -137,8 +137,8 @@ void CarryConfig(const fs::path& booted_deployment, int deployment, const AgentF
 }  // namespace
 
 // Every write lands beneath the new stateroot or deployment without following a symlink: both
-// came from the seed, which could have planted var/lib/lca/bin -> /usr/local/bin or
-// etc/systemd/system -> /etc/systemd/system (absolute, so the running host's).
+// came from the seed, which could have planted a link from its var/lib/lca/bin or its unit
+// directory to an absolute path, which on this host is the running release's own.
 CarryReport CarryAgent(const fs::path& booted_deployment, const fs::path& new_deployment,
                        const fs::path& new_stateroot, const AgentFiles& files) {
   CarryReport report;

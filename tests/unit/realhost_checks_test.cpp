@@ -137,8 +137,8 @@ TEST(SeedCompat, NodeFactsFromCmdlineAndProxyEnv) {
 }
 
 TEST(StorageMount, UnitNamesAndWhatAsSystemdHasThem) {
-  EXPECT_EQ(precache::MountUnitName("/var/lib/containers"), "var-lib-containers.mount");
-  EXPECT_EQ(precache::MountUnitName("/var/lib/containers/"), "var-lib-containers.mount");
+  EXPECT_EQ(precache::MountUnitName("/srv/lcatest/containers"), "srv-lcatest-containers.mount");
+  EXPECT_EQ(precache::MountUnitName("/srv/lcatest/containers/"), "srv-lcatest-containers.mount");
   EXPECT_EQ(precache::MountUnitName("/tmp/lca-x1/containers"), "tmp-lca\\x2dx1-containers.mount");
   EXPECT_EQ(precache::MountUnitName("/srv/.hidden"), "srv-\\x2ehidden.mount");
   EXPECT_EQ(precache::MountUnitWhat("[Mount]\nWhere=/var/lib/containers\n  What=/dev/sda5 \n"),
